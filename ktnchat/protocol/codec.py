@@ -1,0 +1,237 @@
+# Bytes <-> events for the 2017 KTN protocol, server side and client side. No sockets.
+#
+# Rules:
+# - RequestDecoder is the server's reader: `receive_data(bytes)`, then `next_event()` until
+#   it returns None. Each event is a Request or a Rejected (answer it with an `error`;
+#   close the connection if `fatal`). Bad frames never poison the frames after them.
+# - Encoding is conservative: ASCII-only JSON (no split UTF-8 for naive readers), compact
+#   separators, envelope keys first, one object per call ending in "\n" (harmless to every
+#   measured client, and it makes the stream line-readable).
+# - Requests are encoded with no delimiter, exactly as all 16 measured clients send them.
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional, Union
+
+from ktnchat.protocol.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
+from ktnchat.protocol.events import (
+    CONTENT_KEY,
+    HISTORY,
+    REQUEST_KEY,
+    RESPONSE_KEY,
+    SENDER_KEY,
+    TIMESTAMP_KEY,
+    HistoryEncoding,
+    Request,
+    Response,
+)
+from ktnchat.protocol.framing import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_FRAME_BYTES,
+    Frame,
+    FrameSplitter,
+)
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_WORD_CHARS = 64
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_json_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_json_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def scrub_surrogates(text: str) -> str:
+    """Replace lone UTF-16 surrogates (legal as JSON escapes, not as text) with U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def parse_json(data: bytes) -> Any:
+    """Parse one frame strictly: UTF-8, no NaN/Infinity, bounded recursion.
+
+    Raises:
+        RemoteProtocolError: the bytes are not one valid JSON value.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(f"Invalid UTF-8 at byte {exc.start}") from None
+    try:
+        return _json_decoder.decode(text)
+    except json.JSONDecodeError as exc:
+        raise RemoteProtocolError(f"Invalid JSON: {exc.msg} (at character {exc.pos})") from None
+    except (ValueError, RecursionError) as exc:
+        raise RemoteProtocolError(f"Invalid JSON: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A frame the server could not accept; `message` is fit for an `error` response."""
+
+    message: str
+    fatal: bool = False
+
+
+RequestEvent = Union[Request, Rejected]
+
+
+def request_from_value(value: Any, *, escaped: bool = True) -> Request:
+    """Validate a decoded JSON value as a request envelope.
+
+    `escaped` says the frame held backslash escapes, so strings may hold lone surrogates.
+
+    Raises:
+        RemoteProtocolError: the value is not `{"request": <string>, ...}`.
+    """
+    if not isinstance(value, dict):
+        raise RemoteProtocolError(
+            'Expected a JSON object like {"request": "login", "content": "alice"}, '
+            f"got {_json_type(value)}"
+        )
+    word = value.get(REQUEST_KEY)
+    if word is None:
+        raise RemoteProtocolError('Missing "request" key; send {"request": "help"} for help')
+    if not isinstance(word, str):
+        raise RemoteProtocolError(f'"request" must be a string, got {_json_type(word)}')
+    word = word.strip().lower()
+    if not word or len(word) > _MAX_WORD_CHARS:
+        raise RemoteProtocolError('"request" must be a request word such as "login" or "help"')
+    content = value.get(CONTENT_KEY)
+    if escaped:
+        word = scrub_surrogates(word)
+        if isinstance(content, str):
+            content = scrub_surrogates(content)
+    return Request(word, content)
+
+
+class RequestDecoder:
+    """The server side of the stream: bytes in, Request / Rejected events out."""
+
+    def __init__(
+        self,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> None:
+        self._splitter = FrameSplitter(max_frame_bytes, max_depth)
+        self._pending: list[RequestEvent] = []
+        self.broken = False  # set after a fatal error: no more events
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete request held in memory."""
+        return self._splitter.buffered
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer received bytes (the common single-object chunk is parsed at once)."""
+        if self.broken or not data:
+            return
+        if self._splitter.buffered == 0 and data[-1:] in (b"}", b"\n") and data.lstrip()[:1] == b"{":
+            # Fast path: one whole object in one chunk, as naive clients send it.
+            try:
+                value = _json_decoder.decode(data.decode("utf-8"))
+            except (ValueError, RecursionError):
+                value = None
+            if isinstance(value, dict):
+                self._pending.append(self._event_from_value(value, b"\\" in data))
+                return
+        self._splitter.feed(data)
+
+    def next_event(self) -> Optional[RequestEvent]:
+        """The next complete event, or None when more data is needed."""
+        if self._pending:
+            return self._pending.pop(0)
+        if self.broken:
+            return None
+        try:
+            frame = self._splitter.next_frame()
+        except FrameTooLarge as exc:
+            self.broken = True
+            return Rejected(str(exc), fatal=True)
+        if frame is None:
+            return None
+        return self._event_from_frame(frame)
+
+    def _event_from_frame(self, frame: Frame) -> RequestEvent:
+        if frame.too_deep:
+            return Rejected("Invalid request: JSON nested too deeply")
+        try:
+            value = parse_json(frame.data)
+        except RemoteProtocolError as exc:
+            return Rejected(str(exc))
+        return self._event_from_value(value, b"\\" in frame.data)
+
+    @staticmethod
+    def _event_from_value(value: Any, escaped: bool) -> RequestEvent:
+        try:
+            return request_from_value(value, escaped=escaped)
+        except RemoteProtocolError as exc:
+            return Rejected(str(exc))
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def encode_json(value: Any) -> str:
+    """Compact, ASCII-only JSON text.
+
+    Raises:
+        LocalProtocolError: the value cannot be encoded (our bug).
+    """
+    try:
+        return _json_encoder.encode(value)
+    except (TypeError, ValueError) as exc:
+        raise LocalProtocolError(f"cannot encode {value!r}: {exc}") from exc
+
+
+def encode_request(word: str, content: Any = None) -> bytes:
+    """The bytes of one client request, no delimiter (as every measured client sends)."""
+    return encode_json({REQUEST_KEY: word, CONTENT_KEY: content}).encode("ascii")
+
+
+def response_to_dict(response: Response, history: HistoryEncoding) -> dict[str, Any]:
+    """The JSON object for a response: the seed's four keys in its order, then extras."""
+    content: Any = response.content
+    if response.kind == HISTORY:
+        content = encode_history_content(response.content, history)
+    out: dict[str, Any] = {
+        TIMESTAMP_KEY: response.timestamp,
+        SENDER_KEY: response.sender,
+        RESPONSE_KEY: response.kind,
+        CONTENT_KEY: content,
+    }
+    if response.extra:
+        out.update(response.extra)
+    return out
+
+
+def encode_response(
+    response: Response, history: HistoryEncoding = HistoryEncoding.JSON_STRINGS
+) -> bytes:
+    """The bytes of one response object, ending in a newline."""
+    return (encode_json(response_to_dict(response, history)) + "\n").encode("ascii")
+
+
+def encode_history_content(messages: Iterable[Response], encoding: HistoryEncoding) -> Any:
+    """The `content` of a history response in the chosen encoding."""
+    objects = [response_to_dict(message, encoding) for message in messages]
+    if encoding is HistoryEncoding.OBJECTS:
+        return objects
+    if encoding is HistoryEncoding.JSON_TEXT:
+        return encode_json(objects)
+    return [encode_json(obj) for obj in objects]
