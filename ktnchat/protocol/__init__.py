@@ -8,6 +8,7 @@ from ktnchat.protocol.codec import (
     encode_json,
     encode_request,
     encode_response,
+    encode_response_frames,
     parse_json,
     request_from_value,
     response_to_dict,
@@ -29,7 +30,12 @@ from ktnchat.protocol.events import (
     Request,
     Response,
 )
-from ktnchat.protocol.framing import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, Frame, FrameSplitter
+from ktnchat.protocol.framing import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_FRAME_BYTES,
+    Frame,
+    FrameSplitter,
+)
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -55,6 +61,7 @@ __all__ = [
     "encode_json",
     "encode_request",
     "encode_response",
+    "encode_response_frames",
     "parse_json",
     "request_from_value",
     "response_to_dict",

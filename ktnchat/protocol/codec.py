@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Union
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, List, Optional, Union
 
 from ktnchat.protocol.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from ktnchat.protocol.events import (
@@ -130,7 +130,11 @@ class RequestDecoder:
         """Buffer received bytes (the common single-object chunk is parsed at once)."""
         if self.broken or not data:
             return
-        if self._splitter.buffered == 0 and data[-1:] in (b"}", b"\n") and data.lstrip()[:1] == b"{":
+        if (
+            self._splitter.buffered == 0
+            and data[-1:] in (b"}", b"\n")
+            and data.lstrip()[:1] == b"{"
+        ):
             # Fast path: one whole object in one chunk, as naive clients send it.
             try:
                 value = _json_decoder.decode(data.decode("utf-8"))
@@ -235,3 +239,35 @@ def encode_history_content(messages: Iterable[Response], encoding: HistoryEncodi
     if encoding is HistoryEncoding.JSON_TEXT:
         return encode_json(objects)
     return [encode_json(obj) for obj in objects]
+
+
+def encode_response_frames(
+    response: Response, history: HistoryEncoding, max_object_bytes: int
+) -> List[bytes]:
+    """Encode a response as one or more objects of at most `max_object_bytes` each.
+
+    Only `history` responses are split (into several `history` responses with
+    consecutive messages), because naive clients read with one fixed-size recv(); one
+    message longer than the limit still travels alone in one object.
+    """
+    if response.kind != HISTORY or len(response.content) <= 1:
+        return [encode_response(response, history)]
+    empty_size = len(encode_response(replace(response, content=()), history))
+    batches: List[List[Response]] = [[]]
+    size = empty_size
+    for message in response.content:
+        entry = _history_entry_size(message, history) + 1  # +1: the comma
+        if batches[-1] and size + entry > max_object_bytes:
+            batches.append([])
+            size = empty_size
+        batches[-1].append(message)
+        size += entry
+    return [encode_response(replace(response, content=tuple(batch)), history) for batch in batches]
+
+
+def _history_entry_size(message: Response, encoding: HistoryEncoding) -> int:
+    text = encode_json(response_to_dict(message, encoding))
+    if encoding is HistoryEncoding.OBJECTS:
+        return len(text)
+    quoted = len(encode_json(text))  # escaping is per character, so sizes add up exactly
+    return quoted if encoding is HistoryEncoding.JSON_STRINGS else quoted - 2

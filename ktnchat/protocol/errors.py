@@ -27,7 +27,8 @@ class FrameTooLarge(RemoteProtocolError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(
-            f"Request too large: the limit is {limit} bytes per JSON object; closing the connection",
+            f"Request too large: the limit is {limit} bytes per JSON object; "
+            "closing the connection",
             fatal=True,
         )
         self.limit = limit

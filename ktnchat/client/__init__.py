@@ -1,0 +1,6 @@
+# The ktnchat command-line client: commands, rendering, connection and the two front ends.
+# Rules: I/O lives only in connection.py (socket), plain.py and tty.py (terminal);
+# commands.py and render.py are pure; session.py holds the client's state machine.
+from ktnchat.client.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,192 @@
+# The client's state machine, shared by the plain and the terminal front ends.
+#
+# Rules:
+# - Front ends feed it typed lines (`handle_line`) and items from `inbox` (`handle_item`);
+#   it sends requests, decides what to show, and calls `output` with Rendered lines.
+# - Connections put their events into `inbox` tagged with a generation number, so events
+#   from a replaced connection are ignored.
+# - `stream on` is sent once per connection, only after a login info advertises "stream";
+#   the acknowledging info is never shown.
+# - When the session is over, `exit_code` is set: 0 after quit or when the server closed
+#   after our logout, 1 for a lost connection (after the bounded reconnect attempts).
+# - Reconnect waits (backoff) use an Event, so `stop()` cuts them short.
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Set
+
+from ktnchat.client.commands import Quit, Send, Usage, parse_command
+from ktnchat.client.connection import ClientEvent, Connection, ConnectionLost
+from ktnchat.client.render import Rendered, render_event, render_local
+from ktnchat.protocol.lenient import features_of, is_stream_ack, usernames_in
+
+RECONNECT_ATTEMPTS = 5
+RECONNECT_FIRST_DELAY = 0.5
+RECONNECT_MAX_DELAY = 8.0
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An event from connection number `generation`."""
+
+    generation: int
+    event: ClientEvent
+
+
+class ClientSession:
+    """Client state: the connection, login name, features, usernames seen."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        output: Callable[[Rendered], None],
+        *,
+        show_ids: bool = False,
+        reconnect: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.inbox: queue.Queue[object] = queue.Queue()
+        self.usernames: Set[str] = set()
+        self.exit_code: Optional[int] = None
+        self.last_received = time.monotonic()
+        self._output = output
+        self._show_ids = show_ids
+        self._reconnect = reconnect
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._conn: Optional[Connection] = None
+        self._generation = 0
+        self._login: Optional[str] = None  # content of the last login sent
+        self._logout_sent = False
+        self._stream_sent = False
+
+    # --- connection ------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open a (new) connection. Raises OSError if it cannot be made."""
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+            inbox = self.inbox
+            self._conn = Connection.open(
+                self.host, self.port, lambda event: inbox.put(Incoming(generation, event))
+            )
+            self._stream_sent = False
+
+    def stop(self, linger: float = 0.5) -> None:
+        """Close the connection (if any) and cut reconnect waits short."""
+        self._stop.set()
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close(linger)
+
+    def _send(self, word: str, content: Optional[str]) -> bool:
+        conn = self._conn
+        if conn is None or not conn.alive:
+            self._output(render_local("not connected", "warning"))
+            return False
+        if word == "names":
+            conn.expect_names()
+        return conn.send(word, content)
+
+    # --- input -----------------------------------------------------------------------
+
+    def handle_line(self, line: str) -> None:
+        """Act on one typed line."""
+        command = parse_command(line)
+        if command is None:
+            return
+        with self._lock:
+            if isinstance(command, Usage):
+                self._output(render_local(command.message, "warning"))
+            elif isinstance(command, Quit):
+                self.quit()
+            elif isinstance(command, Send):
+                self._handle_send(command)
+
+    def _handle_send(self, command: Send) -> None:
+        if command.word == "login":
+            self._login = command.content
+            self._logout_sent = False
+        elif command.word == "logout":
+            self._logout_sent = True
+        if command.hint:
+            self._output(render_local(command.hint))
+        self._send(command.word, command.content)
+
+    def quit(self) -> None:
+        """Log out if logged in, close the connection and finish with exit code 0."""
+        with self._lock:
+            conn = self._conn
+            if conn is not None and conn.alive and self._login is not None and not self._logout_sent:
+                self._logout_sent = True
+                conn.send("logout", None)
+            if self.exit_code is None:
+                self.exit_code = 0
+        self.stop()
+
+    # --- events ----------------------------------------------------------------------
+
+    def handle_item(self, item: object) -> None:
+        """Act on one item taken from `inbox` (other item types are ignored)."""
+        if not isinstance(item, Incoming):
+            return
+        with self._lock:
+            if item.generation != self._generation or self.exit_code is not None:
+                return
+            self.last_received = time.monotonic()
+            if isinstance(item.event, ConnectionLost):
+                self._lost(item.event)
+                return
+            event = item.event
+            self.usernames.update(usernames_in(event))
+            if is_stream_ack(event):
+                return
+            self._output(render_event(event, show_ids=self._show_ids))
+            if "stream" in features_of(event) and not self._stream_sent:
+                self._stream_sent = True
+                self._send("stream", "on")
+
+    def _lost(self, lost: ConnectionLost) -> None:
+        if self._conn is not None:
+            self._conn.close(0.0)
+            self._conn = None
+        if self._logout_sent:
+            self._output(render_local("disconnected (the server closed the connection after logout)"))
+            self.exit_code = 0
+            return
+        self._output(render_local(f"connection lost: {lost.reason}", "warning"))
+        if self._reconnect and self._reconnect_loop():
+            return
+        self.exit_code = 1
+
+    def _reconnect_loop(self) -> bool:
+        delay = RECONNECT_FIRST_DELAY
+        for attempt in range(1, RECONNECT_ATTEMPTS + 1):
+            self._output(
+                render_local(
+                    f"reconnecting to {self.host}:{self.port} in {delay:g} s "
+                    f"(attempt {attempt}/{RECONNECT_ATTEMPTS})",
+                    "warning",
+                )
+            )
+            if self._stop.wait(delay):
+                return False
+            try:
+                self.connect()
+            except OSError as exc:
+                self._output(render_local(f"reconnect failed: {exc.strerror or exc}", "warning"))
+                delay = min(delay * 2, RECONNECT_MAX_DELAY)
+                continue
+            self._output(render_local(f"reconnected to {self.host}:{self.port}"))
+            if self._login is not None:
+                self._send("login", self._login)
+            return True
+        self._output(render_local("giving up reconnecting", "warning"))
+        return False

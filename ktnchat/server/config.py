@@ -1,0 +1,34 @@
+# Front-end settings: sockets, limits and the compatibility behaviour for naive clients.
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ktnchat.protocol import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, HistoryEncoding
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9998
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the TCP front-end listens, frames, paces and protects itself."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    io_threads: int = 1  # selector loops; each owns a share of the connections
+    listen_backlog: int = 1024
+    max_connections: int = 10_000  # more are refused with an error and closed
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES  # one request larger than this: error + close
+    max_depth: int = DEFAULT_MAX_DEPTH
+    max_outbox_bytes: int = 4 * 1024 * 1024  # a client further behind than this is dropped
+    read_pause_bytes: int = 256 * 1024  # stop reading a client while its replies pile up
+    # Naive-client compatibility: until a connection sends `stream on`, each response
+    # object goes in its own send(), at least `pace_interval` seconds apart, so
+    # `json.loads(sock.recv(4096))` clients never see two objects in one read.
+    pace_interval: float = 0.05
+    pace_backlog: int = 256  # a paced connection this many objects behind starts streaming
+    max_object_bytes: int = 1000  # history is split into objects of at most this size
+    history_encoding: HistoryEncoding = HistoryEncoding.JSON_STRINGS
+    login_timeout: float = 0.0  # seconds to log in before being closed (0: no limit)
+    idle_timeout: float = 0.0  # seconds without any request before being closed (0: no limit)
+    close_linger: float = 5.0  # seconds to flush a final error before closing anyway

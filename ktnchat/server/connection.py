@@ -1,0 +1,171 @@
+# One client connection, owned by exactly one IOLoop thread.
+#
+# Rules:
+# - Only the owning loop calls these methods; other threads reach a connection through
+#   IOLoop.post(). So a connection's socket, decoder and outbox have a single writer.
+# - Reading decodes requests and hands each to the service at once; answers go through
+#   ChatServer.deliver. While its own unsent output exceeds `read_pause_bytes`, a
+#   connection is not read (its requests wait in the kernel: natural back-pressure).
+# - Any socket error or EOF closes the connection and logs the user out at once.
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from ktnchat.protocol import Rejected, RequestDecoder
+from ktnchat.server.outbox import Outbox
+
+if TYPE_CHECKING:
+    from ktnchat.server.ioloop import IOLoop
+    from ktnchat.server.server import ChatServer
+
+log = logging.getLogger("ktnchat.server")
+
+RECV_BYTES = 65536
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+
+
+class Connection:
+    __slots__ = (
+        "closed",
+        "closing_since",
+        "decoder",
+        "last_request",
+        "loop",
+        "mask",
+        "opened_at",
+        "outbox",
+        "peer",
+        "server",
+        "session",
+        "sock",
+    )
+
+    def __init__(
+        self, sock: socket.socket, peer: str, loop: IOLoop, server: ChatServer, now: float
+    ) -> None:
+        config = server.config
+        self.sock = sock
+        self.peer = peer
+        self.loop = loop
+        self.server = server
+        self.decoder = RequestDecoder(config.max_frame_bytes, config.max_depth)
+        self.outbox = Outbox(config.pace_interval, config.pace_backlog)
+        self.session = server.service.open_session(peer, self)
+        self.mask = READ
+        self.closed = False
+        self.closing_since: Optional[float] = None  # set when closing after a final reply
+        self.opened_at = now
+        self.last_request = now
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def on_readable(self, now: float) -> None:
+        try:
+            data = self.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.loop.close(self, f"connection error: {exc.strerror or exc}")
+            return
+        if not data:
+            self.loop.close(self, "connection closed")
+            return
+        self.last_request = now
+        decoder = self.decoder
+        decoder.receive_data(data)
+        server = self.server
+        while not self.closed and self.closing_since is None:
+            event = decoder.next_event()
+            if event is None:
+                break
+            if isinstance(event, Rejected):
+                log.info("%s: bad request: %s", self.peer, event.message)
+                self.send(server.encode(server.service.error(event.message)))
+                if event.fatal:
+                    self.close_after_flush(now, event.message)
+                continue
+            server.deliver(self, server.service.handle(self.session, event))
+
+    # -- writing ------------------------------------------------------------------------
+
+    def send(self, frames: Sequence[bytes]) -> None:
+        """Queue encoded objects (owning loop only); the loop flushes once per pass."""
+        if self.closed:
+            return
+        outbox = self.outbox
+        for frame in frames:
+            if not outbox.push(frame):
+                log.info(
+                    "%s: %d objects waiting; pacing off, streaming from now on",
+                    self.peer,
+                    outbox.backlog_limit,
+                )
+        if outbox.queued_bytes > self.server.config.max_outbox_bytes:
+            log.warning(
+                "%s (%s): dropped: %d bytes of output unread (limit %d)",
+                self.peer,
+                self.session.username or "not logged in",
+                outbox.queued_bytes,
+                self.server.config.max_outbox_bytes,
+            )
+            self.loop.close_later(self, "too slow: output queue overflowed")
+            return
+        self.loop.dirty.add(self)
+
+    def flush(self, now: float) -> None:
+        """Write what the outbox allows now, without blocking."""
+        if self.closed:
+            return
+        outbox = self.outbox
+        sock = self.sock
+        blocked = False
+        while True:
+            chunk = outbox.chunk(now)
+            if chunk is None:
+                break
+            try:
+                sent = sock.send(chunk)
+            except (BlockingIOError, InterruptedError):
+                blocked = True
+                break
+            except OSError as exc:
+                self.loop.close(self, f"connection error: {exc.strerror or exc}")
+                return
+            if not outbox.written(sent, now):
+                blocked = True
+                break
+            if outbox.paced:
+                break
+        if self.closing_since is not None and outbox.empty:
+            self.loop.close(self, "closed after error")
+            return
+        due = outbox.due(now)
+        if due is not None and due > now:
+            self.loop.wake_at(due, self)
+        self.update_interest(blocked)
+
+    def update_interest(self, want_write: bool) -> None:
+        paused = self.outbox.queued_bytes > self.server.config.read_pause_bytes
+        mask = 0 if (paused or self.closing_since is not None) else READ
+        if want_write:
+            mask |= WRITE
+        if mask != self.mask:
+            old, self.mask = self.mask, mask
+            self.loop.set_interest(self, old, mask)
+
+    def stream(self) -> None:
+        self.outbox.stream()
+
+    def close_after_flush(self, now: float, reason: str) -> None:
+        """Stop reading; close once the queued replies are written (or after a linger)."""
+        if self.closing_since is None:
+            self.closing_since = now
+            log.info("%s: closing: %s", self.peer, reason)
+            self.loop.dirty.add(self)

@@ -1,0 +1,242 @@
+# An I/O thread: one selector loop over its share of the connections.
+#
+# Rules:
+# - Each loop owns its connections; every touch of a connection happens on its thread.
+#   Other threads hand work over with post(fn), which wakes the loop through a socketpair.
+# - One pass: wait (until the next timer), read what is readable (handling each request
+#   at once), run posted work, then flush each connection with new output once, so
+#   broadcasts that arrive in the same pass leave in one write (coalescing).
+# - Closing is never recursive: close_later() defers a close to the end of the pass.
+# - Housekeeping (timeouts, lingering closes) runs once a second, O(connections).
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import selectors
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set, Tuple
+
+from ktnchat.server.connection import READ, Connection
+
+if TYPE_CHECKING:
+    from ktnchat.server.server import ChatServer
+
+log = logging.getLogger("ktnchat.server")
+
+HOUSEKEEPING_SECONDS = 1.0
+
+
+class IOLoop:
+    """A thread running a selector over the connections it owns."""
+
+    def __init__(self, server: ChatServer, index: int) -> None:
+        self.server = server
+        self.index = index
+        self.selector = selectors.DefaultSelector()
+        self.connections: Set[Connection] = set()
+        self.dirty: Set[Connection] = set()
+        self._to_close: Dict[Connection, str] = {}
+        self._timers: List[Tuple[float, int, Connection]] = []
+        self._timer_seq = itertools.count()
+        self._posted: List[Callable[[], None]] = []
+        self._posted_lock = threading.Lock()
+        self._wake_pending = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, READ, None)
+        self._stopping = False
+        self._next_housekeeping = 0.0
+        self.thread = threading.Thread(target=self._run, name=f"ktnchat-io-{index}", daemon=True)
+        self.thread_id: Optional[int] = None
+
+    # -- thread-safe entry points ---------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def post(self, work: Callable[[], None]) -> None:
+        """Run `work` on this loop's thread soon (safe from any thread)."""
+        with self._posted_lock:
+            self._posted.append(work)
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            try:
+                self._wake_w.send(b"\0")
+            except (BlockingIOError, OSError):
+                pass  # a wake-up is already pending, or the loop is gone
+
+    def stop(self) -> None:
+        def request_stop() -> None:
+            self._stopping = True
+
+        self.post(request_stop)
+
+    # -- loop-thread API -------------------------------------------------------------------
+
+    def adopt(self, sock: socket.socket, peer: str) -> None:
+        """Take ownership of an accepted socket (loop thread only)."""
+        now = time.monotonic()
+        conn = Connection(sock, peer, self, self.server, now)
+        self.connections.add(conn)
+        try:
+            self.selector.register(sock, READ, conn)
+        except (OSError, ValueError) as exc:
+            log.info("%s: could not register: %s", peer, exc)
+            self.close(conn, "registration failed")
+            return
+        log.debug(
+            "%s: connected (loop %d, %d connections)", peer, self.index, len(self.connections)
+        )
+
+    def set_interest(self, conn: Connection, old: int, new: int) -> None:
+        """Change what the selector watches for `conn` (0: nothing, while paused)."""
+        if not old:
+            self.selector.register(conn.sock, new, conn)
+        elif not new:
+            self.selector.unregister(conn.sock)
+        else:
+            self.selector.modify(conn.sock, new, conn)
+
+    def wake_at(self, when: float, conn: Connection) -> None:
+        heapq.heappush(self._timers, (when, next(self._timer_seq), conn))
+
+    def close_later(self, conn: Connection, reason: str) -> None:
+        self._to_close.setdefault(conn, reason)
+
+    def close(self, conn: Connection, reason: str) -> None:
+        """Close now: unregister, close the socket, log the user out, tell the room."""
+        if conn.closed:
+            return
+        conn.closed = True
+        self.connections.discard(conn)
+        self.dirty.discard(conn)
+        if conn.mask:
+            try:
+                self.selector.unregister(conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+        log.debug("%s: disconnected: %s", conn.peer, reason)
+        self.server.connection_closed(conn, reason)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self.thread_id = threading.get_ident()
+        try:
+            while not self._stopping:
+                self._pass()
+        except Exception:  # a bug: log it loudly, then let the server notice
+            log.exception("I/O loop %d crashed", self.index)
+            self.server.loop_crashed(self)
+        finally:
+            self._close_all()
+
+    def _pass(self) -> None:
+        now = time.monotonic()
+        timeout = HOUSEKEEPING_SECONDS
+        if self._timers:
+            timeout = min(timeout, max(0.0, self._timers[0][0] - now))
+        if self.dirty or self._to_close:
+            timeout = 0.0
+        events = self.selector.select(timeout)
+        now = time.monotonic()
+        for key, mask in events:
+            conn = key.data
+            if conn is None:
+                self._drain_wake()
+                continue
+            if isinstance(conn, Connection):
+                if mask & READ and not conn.closed:
+                    conn.on_readable(now)
+                if mask & ~READ and not conn.closed:
+                    self.dirty.add(conn)
+            else:
+                conn(now)  # the listener's accept callback
+        self._run_posted()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, conn = heapq.heappop(timers)
+            if not conn.closed:
+                self.dirty.add(conn)
+        self._flush(now)
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEPING_SECONDS
+            self._housekeeping(now)
+
+    def _flush(self, now: float) -> None:
+        for _ in range(100):  # a close can add output elsewhere; settle, bounded
+            if self._to_close:
+                doomed, self._to_close = self._to_close, {}
+                for conn, reason in doomed.items():
+                    self.close(conn, reason)
+            if not self.dirty:
+                return
+            batch, self.dirty = self.dirty, set()
+            for conn in batch:
+                conn.flush(now)
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _run_posted(self) -> None:
+        with self._posted_lock:
+            work, self._posted = self._posted, []
+            self._wake_pending = False
+        for item in work:
+            item()
+
+    def _housekeeping(self, now: float) -> None:
+        config = self.server.config
+        for conn in list(self.connections):
+            if conn.closing_since is not None:
+                if now - conn.closing_since > config.close_linger:
+                    self.close(conn, "closed after error (reply not read)")
+            elif (
+                config.login_timeout
+                and not conn.session.logged_in
+                and now - conn.opened_at > config.login_timeout
+            ):
+                conn.send(
+                    self.server.encode(
+                        self.server.service.error(
+                            f"No login within {config.login_timeout:g} seconds; closing"
+                        )
+                    )
+                )
+                conn.close_after_flush(now, "login timeout")
+            elif config.idle_timeout and now - conn.last_request > config.idle_timeout:
+                conn.send(
+                    self.server.encode(
+                        self.server.service.error(
+                            f"Idle for {config.idle_timeout:g} seconds; closing"
+                        )
+                    )
+                )
+                conn.close_after_flush(now, "idle timeout")
+
+    def _close_all(self) -> None:
+        """On stop: tell every client, flush what the kernel takes at once, close."""
+        notice = self.server.encode(self.server.service.shutdown_notice())
+        now = time.monotonic()
+        for conn in list(self.connections):
+            conn.outbox.stream()
+            conn.send(notice)
+            conn.flush(now)
+            self.close(conn, "server shutting down")
+        self._run_posted()
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()

@@ -1,0 +1,242 @@
+# `ktnchat server`: parse options (each also an environment variable), build storage,
+# service and server, run until SIGINT/SIGTERM, then shut down cleanly (no traceback).
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable, List, Optional
+
+from ktnchat.protocol import HistoryEncoding
+from ktnchat.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from ktnchat.server.server import ChatServer
+from ktnchat.service import ChatService, ServiceConfig
+from ktnchat.storage import ConfigurationError, StorageError, storage_from_url
+
+log = logging.getLogger("ktnchat")
+ENV_PREFIX = "KTNCHAT_"
+
+_server_defaults = ServerConfig()
+_service_defaults = ServiceConfig()
+
+
+def _env_default(parser_dest: str, fallback: Any, convert: Callable[[str], Any]) -> Any:
+    raw = os.environ.get(ENV_PREFIX + parser_dest.upper())
+    if raw is None or raw == "":
+        return fallback
+    try:
+        return convert(raw)
+    except ValueError:
+        raise SystemExit(
+            f"ktnchat: bad value {raw!r} for {ENV_PREFIX}{parser_dest.upper()}"
+        ) from None
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ktnchat server",
+        description="Run a KTN chat server. Every option can also be set with an environment "
+        f"variable: {ENV_PREFIX}<OPTION> (e.g. {ENV_PREFIX}PORT=9998, {ENV_PREFIX}STORAGE=...).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+
+    def option(
+        name: str, convert: Callable[[str], Any], default: Any, help: str, **kw: Any
+    ) -> None:
+        dest = name.lstrip("-").replace("-", "_")
+        parser.add_argument(
+            name, type=convert, default=_env_default(dest, default, convert), help=help, **kw
+        )
+
+    option(
+        "--host",
+        str,
+        DEFAULT_HOST,
+        "address to listen on; 0.0.0.0 (or ::) listens on every interface",
+    )
+    option("--port", int, DEFAULT_PORT, "TCP port (0 picks a free one)")
+    option("--storage", str, "memory://", "where durable state lives: memory://")
+    option("--io-threads", int, _server_defaults.io_threads, "selector loops (I/O threads)")
+    option(
+        "--max-connections",
+        int,
+        _server_defaults.max_connections,
+        "connections beyond this are refused with an error",
+    )
+    option(
+        "--max-frame-bytes",
+        int,
+        _server_defaults.max_frame_bytes,
+        "largest request accepted; a larger one gets an error and a close",
+    )
+    option(
+        "--max-outbox-bytes",
+        int,
+        _server_defaults.max_outbox_bytes,
+        "a client with more unread output than this is dropped",
+    )
+    option(
+        "--pace-ms",
+        float,
+        _server_defaults.pace_interval * 1000,
+        "gap between response objects to a client that has not sent `stream on` "
+        "(0 turns pacing off for everyone)",
+    )
+    option(
+        "--pace-backlog",
+        int,
+        _server_defaults.pace_backlog,
+        "a paced client this many objects behind gets streamed output instead",
+    )
+    option(
+        "--max-object-bytes",
+        int,
+        _server_defaults.max_object_bytes,
+        "history responses are split into objects of at most this size",
+    )
+    option(
+        "--history-encoding",
+        HistoryEncoding,
+        _server_defaults.history_encoding,
+        "how history lists messages: json-strings (as the course's reference server), "
+        "objects, or json-text",
+        choices=list(HistoryEncoding),
+    )
+    option(
+        "--history-on-login", int, _service_defaults.history_on_login, "messages replayed at login"
+    )
+    option(
+        "--history-max",
+        int,
+        _service_defaults.history_max,
+        "most messages one history request returns",
+    )
+    option(
+        "--max-message-chars", int, _service_defaults.max_message_chars, "longest message accepted"
+    )
+    option(
+        "--max-username-chars",
+        int,
+        _service_defaults.max_username_chars,
+        "longest username accepted",
+    )
+    option(
+        "--announce-max-members",
+        int,
+        _service_defaults.announce_max_members,
+        "rooms larger than this get no join/leave notices",
+    )
+    option(
+        "--login-timeout",
+        float,
+        _server_defaults.login_timeout,
+        "seconds a connection may stay without logging in (0: no limit)",
+    )
+    option(
+        "--idle-timeout",
+        float,
+        _server_defaults.idle_timeout,
+        "seconds a connection may stay silent (0: no limit)",
+    )
+    option("--utc", _flag, False, "timestamps in UTC instead of local time", nargs="?", const=True)
+    option(
+        "--log-level",
+        str.upper,
+        "INFO",
+        "DEBUG, INFO, WARNING or ERROR",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    return parser
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceConfig]:
+    server = ServerConfig(
+        host=args.host,
+        port=args.port,
+        io_threads=args.io_threads,
+        max_connections=args.max_connections,
+        max_frame_bytes=args.max_frame_bytes,
+        max_outbox_bytes=args.max_outbox_bytes,
+        pace_interval=max(0.0, args.pace_ms / 1000.0),
+        pace_backlog=args.pace_backlog,
+        max_object_bytes=args.max_object_bytes,
+        history_encoding=args.history_encoding,
+        login_timeout=args.login_timeout,
+        idle_timeout=args.idle_timeout,
+    )
+    service = ServiceConfig(
+        history_on_login=args.history_on_login,
+        history_max=args.history_max,
+        max_message_chars=args.max_message_chars,
+        max_username_chars=args.max_username_chars,
+        announce_max_members=args.announce_max_members,
+        utc=bool(args.utc),
+    )
+    return server, service
+
+
+def raise_file_limit(wanted: int) -> None:
+    """Let the process hold `wanted` sockets if the hard limit allows (Unix only)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    server_config, service_config = configs_from_args(args)
+    try:
+        storage = storage_from_url(args.storage)
+    except (ConfigurationError, StorageError) as exc:
+        print(f"ktnchat server: {exc}", file=sys.stderr)
+        return 2
+    raise_file_limit(server_config.max_connections + 64)
+    server = ChatServer(ChatService(storage, service_config), server_config)
+    try:
+        server.start()
+    except OSError as exc:
+        print(
+            f"ktnchat server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        storage.close()
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("received %s; shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop.wait(0.5):
+        if server.crashed:
+            log.error("an I/O loop crashed; stopping")
+            break
+    server.shutdown()
+    return 1 if server.crashed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+# A connection's queue of encoded response objects, and when they may be written.
+#
+# Rules (single-threaded: only the owning I/O loop touches an Outbox):
+# - Streaming mode coalesces everything queued into one write per flush.
+# - Paced mode (the default for a new connection) hands out one object at a time and
+#   no sooner than `interval` seconds after the previous one was fully written, so a
+#   client that does `json.loads(recv(N))` never finds two objects in one read.
+# - A paced outbox with more than `backlog_limit` objects waiting switches to streaming
+#   (better a late, coalesced stream than dropping a client that can parse it).
+# - `queued_bytes` counts everything not yet written, for the overflow and pause limits.
+from __future__ import annotations
+
+from typing import List, Optional
+
+
+class Outbox:
+    __slots__ = ("_frames", "_pending", "backlog_limit", "interval", "next_at", "queued_bytes")
+
+    def __init__(self, interval: float, backlog_limit: int) -> None:
+        self.interval = interval  # 0: streaming
+        self.backlog_limit = backlog_limit
+        self._frames: List[bytes] = []
+        self._pending: Optional[memoryview] = None
+        self.queued_bytes = 0
+        self.next_at = 0.0
+
+    @property
+    def paced(self) -> bool:
+        return self.interval > 0
+
+    @property
+    def empty(self) -> bool:
+        return self._pending is None and not self._frames
+
+    def stream(self) -> None:
+        """Switch to streaming: coalesce from now on."""
+        self.interval = 0.0
+
+    def push(self, frame: bytes) -> bool:
+        """Queue one encoded object. Returns False if this made a paced outbox stream."""
+        self._frames.append(frame)
+        self.queued_bytes += len(frame)
+        if self.interval and len(self._frames) > self.backlog_limit:
+            self.interval = 0.0
+            return False
+        return True
+
+    def due(self, now: float) -> Optional[float]:
+        """When the next write may happen: None if nothing waits, else a time <= now if now."""
+        if self._pending is not None:
+            return now
+        if not self._frames:
+            return None
+        return self.next_at if self.interval else now
+
+    def chunk(self, now: float) -> Optional[memoryview]:
+        """The bytes to write now, or None (nothing queued, or paced and not yet due)."""
+        if self._pending is not None:
+            return self._pending
+        frames = self._frames
+        if not frames:
+            return None
+        if self.interval:
+            if now < self.next_at:
+                return None
+            data = frames.pop(0)
+        elif len(frames) == 1:
+            data = frames.pop()
+        else:
+            data = b"".join(frames)
+            frames.clear()
+        self._pending = memoryview(data)
+        return self._pending
+
+    def written(self, count: int, now: float) -> bool:
+        """Record that `count` bytes of the chunk were written; True if it is all gone."""
+        pending = self._pending
+        assert pending is not None
+        self.queued_bytes -= count
+        if count >= len(pending):
+            self._pending = None
+            if self.interval:
+                self.next_at = now + self.interval
+            return True
+        self._pending = pending[count:]
+        return False

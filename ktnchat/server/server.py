@@ -1,0 +1,230 @@
+# ChatServer: the listening socket, the I/O loops, and delivery of service Outcomes.
+#
+# Rules:
+# - The listener lives in loop 0; accepted sockets are dealt round-robin to the loops.
+# - deliver() encodes each response once (bytes shared by every recipient) and queues it
+#   on each recipient's connection: directly when the recipient's loop is the current
+#   thread, else by post() to its loop. Nothing here blocks on a socket.
+# - shutdown() is idempotent and safe from any thread except the loops themselves.
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+import threading
+from typing import List, Optional, Sequence, Tuple
+
+from ktnchat.protocol import Response, encode_response_frames
+from ktnchat.server.config import ServerConfig
+from ktnchat.server.connection import Connection
+from ktnchat.server.ioloop import IOLoop
+from ktnchat.service import ChatService, Outcome
+
+log = logging.getLogger("ktnchat.server")
+
+ACCEPT_BATCH = 256
+KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
+
+
+class ChatServer:
+    """A threaded TCP front-end for a ChatService."""
+
+    def __init__(self, service: ChatService, config: Optional[ServerConfig] = None) -> None:
+        self.service = service
+        self.config = config or ServerConfig()
+        if "stream" not in service.features:
+            service.features.append("stream")  # clients may switch pacing off (`stream on`)
+        self.loops = [IOLoop(self, index) for index in range(max(1, self.config.io_threads))]
+        self._listener: Optional[socket.socket] = None
+        self._next_loop = 0
+        self._connection_count = 0
+        self._count_lock = threading.Lock()
+        self._stopping = False
+        self._stopped = threading.Event()
+        self.crashed = False
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> Tuple[str, int]:
+        """Bind, listen and start the I/O threads; returns the bound (host, port)."""
+        config = self.config
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        listener = socket.create_server(
+            (config.host, config.port), family=family, backlog=config.listen_backlog
+        )
+        listener.setblocking(False)
+        self._listener = listener
+        first = self.loops[0]
+        first.selector.register(listener, 1, self._accept)
+        for loop in self.loops:
+            loop.start()
+        host, port = listener.getsockname()[:2]
+        log.info(
+            "ktnchat listening on %s:%d (%d I/O thread%s)",
+            host,
+            port,
+            len(self.loops),
+            "" if len(self.loops) == 1 else "s",
+        )
+        return host, port
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        assert self._listener is not None, "server not started"
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Tell every client, close every socket and stop the I/O threads."""
+        if self._stopping:
+            self._stopped.wait(timeout)
+            return
+        self._stopping = True
+        for loop in self.loops:
+            loop.stop()
+        for loop in self.loops:
+            if loop.thread.is_alive() and loop.thread is not threading.current_thread():
+                loop.thread.join(timeout)
+        if self._listener is not None:
+            self._listener.close()
+        self.service.storage.close()
+        self._stopped.set()
+        log.info("ktnchat stopped")
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until shutdown() finished; True if it did."""
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> ChatServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    # -- accepting -------------------------------------------------------------------------------
+
+    def _accept(self, now: float) -> None:
+        listener = self._listener
+        assert listener is not None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. EMFILE: out of file descriptors
+                log.warning("accept failed: %s", exc)
+                return
+            peer = _format_peer(address)
+            with self._count_lock:
+                full = self._connection_count >= self.config.max_connections
+                if not full:
+                    self._connection_count += 1
+            if full:
+                log.warning(
+                    "%s: refused: %d connections already", peer, self.config.max_connections
+                )
+                _refuse(
+                    sock,
+                    self.encode(
+                        self.service.error("Server full: too many connections; try again later")
+                    ),
+                )
+                continue
+            _tune(sock)
+            loop = self.loops[self._next_loop]
+            self._next_loop = (self._next_loop + 1) % len(self.loops)
+            if loop is self.loops[0]:
+                loop.adopt(sock, peer)
+            else:
+                loop.post(functools.partial(loop.adopt, sock, peer))
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def encode(self, response: Response) -> List[bytes]:
+        """The wire objects for one response (history may become several objects)."""
+        config = self.config
+        return encode_response_frames(response, config.history_encoding, config.max_object_bytes)
+
+    def deliver(self, origin: Optional[Connection], outcome: Outcome) -> None:
+        """Queue an Outcome's replies to `origin` and its broadcasts to their rooms."""
+        if origin is not None and not origin.closed:
+            for response in outcome.replies:
+                origin.send(self.encode(response))
+            if outcome.stream is not None:
+                if outcome.stream:
+                    origin.stream()
+                else:
+                    origin.outbox.interval = self.config.pace_interval
+        if self._stopping:
+            return
+        here = threading.get_ident()
+        for broadcast in outcome.broadcasts:
+            frames = self.encode(broadcast.response)
+            recipients = broadcast.recipients
+            if recipients is None:
+                recipients = self.service.presence.members(broadcast.room)
+            for session in recipients:
+                if session is broadcast.exclude:
+                    continue
+                target = session.transport
+                if target is None or target.closed:
+                    continue
+                if target.loop.thread_id == here:
+                    target.send(frames)
+                else:
+                    target.loop.post(functools.partial(target.send, frames))
+        if outcome.close and origin is not None:
+            origin.close_after_flush(origin.last_request, "closed by the service")
+
+    def connection_closed(self, conn: Connection, reason: str) -> None:
+        """A loop closed `conn`: free its name and tell its room (unless stopping)."""
+        with self._count_lock:
+            self._connection_count -= 1
+        outcome = self.service.close_session(conn.session, reason)
+        if not self._stopping:
+            self.deliver(None, outcome)
+
+    def loop_crashed(self, loop: IOLoop) -> None:
+        self.crashed = True
+        threading.Thread(target=self.shutdown, name="ktnchat-crash-stop", daemon=True).start()
+
+    def connection_count(self) -> int:
+        with self._count_lock:
+            return self._connection_count
+
+    def user_count(self) -> int:
+        return self.service.presence.online_count()
+
+
+def _format_peer(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
+def _tune(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in KEEPALIVE_OPTIONS:
+        option = getattr(socket, name, None)
+        if option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:
+                pass
+
+
+def _refuse(sock: socket.socket, frames: Sequence[bytes]) -> None:
+    try:
+        sock.setblocking(False)
+        sock.send(b"".join(frames))
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+__all__ = ["ChatServer"]

@@ -1,0 +1,43 @@
+# What a handler wants sent: replies to the requester and broadcasts to audiences.
+# Rules: the service returns an Outcome and never sends; the front-end delivers it.
+# Audiences are symbolic (a room name) so a cluster bus can carry them to other
+# processes; `exclude` names a session that must not receive the broadcast.
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from ktnchat.protocol import Response
+from ktnchat.service.session import Session
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """Send `response` to the members of `room` (except `exclude`)."""
+
+    room: str
+    response: Response
+    exclude: Optional[Session] = None
+    # Local members snapshotted when the room's order was fixed; None means "resolve
+    # at delivery time". The front-end delivers to exactly these sessions.
+    recipients: Optional[List[Session]] = None
+
+
+@dataclass
+class Outcome:
+    """The result of one request or session event."""
+
+    replies: List[Response] = field(default_factory=list)
+    broadcasts: List[Broadcast] = field(default_factory=list)
+    stream: Optional[bool] = None  # switch this connection's framing mode
+    close: bool = False  # close the connection after the replies
+
+    def reply(self, response: Response) -> Outcome:
+        self.replies.append(response)
+        return self
+
+    def broadcast(
+        self, room: str, response: Response, exclude: Optional[Session] = None
+    ) -> Outcome:
+        self.broadcasts.append(Broadcast(room, response, exclude))
+        return self

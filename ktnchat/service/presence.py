@@ -1,0 +1,89 @@
+# Who is online and in which room: the live registry, in memory only.
+# Rules: one lock guards the name table and room membership; a name is held by exactly
+# one session (case-insensitively); member snapshots are copied under the lock so
+# fan-out iterates without holding it. Every operation is O(1) except snapshots (O(members)).
+from __future__ import annotations
+
+import threading
+from typing import Dict, List, Optional
+
+from ktnchat.service.names import name_key
+from ktnchat.service.session import Session
+
+
+class Presence:
+    """Name claims and room membership of the live sessions."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._by_name: Dict[str, Session] = {}
+        self._rooms: Dict[str, Dict[int, Session]] = {}
+
+    def claim(self, session: Session, username: str) -> bool:
+        """Give `username` to `session` if nobody holds it; True on success."""
+        key = name_key(username)
+        with self.lock:
+            holder = self._by_name.get(key)
+            if holder is not None and holder is not session:
+                return False
+            self._by_name[key] = session
+            session.username = username
+            return True
+
+    def release(self, session: Session) -> Optional[str]:
+        """Free the session's name; returns the name it held."""
+        with self.lock:
+            name = session.username
+            if name is None:
+                return None
+            if self._by_name.get(name_key(name)) is session:
+                del self._by_name[name_key(name)]
+            session.username = None
+            return name
+
+    def holder(self, username: str) -> Optional[Session]:
+        with self.lock:
+            return self._by_name.get(name_key(username))
+
+    def enter(self, session: Session, room: str) -> None:
+        """Make `session` a member of `room` (leaving its current room)."""
+        with self.lock:
+            self.leave(session)
+            self._rooms.setdefault(room, {})[session.id] = session
+            session.room = room
+
+    def leave(self, session: Session) -> Optional[str]:
+        """Remove `session` from its room; returns the room it was in."""
+        with self.lock:
+            room = session.room
+            if room is None:
+                return None
+            members = self._rooms.get(room)
+            if members is not None:
+                members.pop(session.id, None)
+                if not members:
+                    del self._rooms[room]
+            session.room = None
+            return room
+
+    def members(self, room: str) -> List[Session]:
+        """A snapshot of the room's sessions."""
+        with self.lock:
+            members = self._rooms.get(room)
+            return list(members.values()) if members else []
+
+    def member_count(self, room: str) -> int:
+        with self.lock:
+            members = self._rooms.get(room)
+            return len(members) if members else 0
+
+    def usernames(self, room: str) -> List[str]:
+        """Display names in the room, sorted case-insensitively."""
+        with self.lock:
+            members = self._rooms.get(room) or {}
+            names = [s.username for s in members.values() if s.username is not None]
+        return sorted(names, key=name_key)
+
+    def online_count(self) -> int:
+        with self.lock:
+            return len(self._by_name)

@@ -1,0 +1,44 @@
+# Storage adapters chosen by URL, as the `limits` library does it.
+# Rules: `storage_from_url` is the one way to build a store; drivers are imported only
+# for their own scheme, so the memory store needs nothing beyond the standard library.
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ktnchat.storage.base import (
+    SCHEMES,
+    ConfigurationError,
+    Storage,
+    StorageError,
+    StoredMessage,
+    register_scheme,
+)
+from ktnchat.storage.memory import MemoryStorage
+
+register_scheme(MemoryStorage.SCHEME, MemoryStorage.from_url)
+
+
+def storage_from_url(url: str) -> Storage:
+    """Build the storage adapter a URL names, e.g. `memory://`.
+
+    Raises:
+        ConfigurationError: unknown scheme, missing driver or bad option.
+    """
+    scheme = urlsplit(url).scheme
+    factory = SCHEMES.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{name}://" for name in sorted(SCHEMES))
+        raise ConfigurationError(f"unknown storage URL {url!r}: supported schemes are {known}")
+    return factory(url)
+
+
+__all__ = [
+    "SCHEMES",
+    "ConfigurationError",
+    "MemoryStorage",
+    "Storage",
+    "StorageError",
+    "StoredMessage",
+    "register_scheme",
+    "storage_from_url",
+]
