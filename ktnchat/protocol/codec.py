@@ -132,6 +132,7 @@ class RequestDecoder:
             return
         if (
             self._splitter.buffered == 0
+            and len(data) <= self._splitter.max_frame_bytes
             and data[-1:] in (b"}", b"\n")
             and data.lstrip()[:1] == b"{"
         ):

@@ -22,6 +22,9 @@ class ServerConfig:
     max_depth: int = DEFAULT_MAX_DEPTH
     max_outbox_bytes: int = 4 * 1024 * 1024  # a client further behind than this is dropped
     read_pause_bytes: int = 256 * 1024  # stop reading a client while its replies pile up
+    # SO_SNDBUF per client socket; 0 leaves the kernel's autotuning (up to tcp_wmem's max,
+    # often 4 MiB, which a stalled reader fills before its outbox cap is reached).
+    send_buffer_bytes: int = 0
     # Naive-client compatibility: until a connection sends `stream on`, each response
     # object goes in its own send(), at least `pace_interval` seconds apart, so
     # `json.loads(sock.recv(4096))` clients never see two objects in one read.

@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         "a client with more unread output than this is dropped",
     )
     option(
+        "--send-buffer-bytes",
+        int,
+        _server_defaults.send_buffer_bytes,
+        "kernel send buffer per client (0: the kernel's autotuning)",
+    )
+    option(
         "--pace-ms",
         float,
         _server_defaults.pace_interval * 1000,
@@ -168,6 +174,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         max_connections=args.max_connections,
         max_frame_bytes=args.max_frame_bytes,
         max_outbox_bytes=args.max_outbox_bytes,
+        send_buffer_bytes=args.send_buffer_bytes,
         pace_interval=max(0.0, args.pace_ms / 1000.0),
         pace_backlog=args.pace_backlog,
         max_object_bytes=args.max_object_bytes,

@@ -131,7 +131,7 @@ class ChatServer:
                     ),
                 )
                 continue
-            _tune(sock)
+            _tune(sock, self.config.send_buffer_bytes)
             loop = self.loops[self._next_loop]
             self._next_loop = (self._next_loop + 1) % len(self.loops)
             if loop is self.loops[0]:
@@ -204,8 +204,10 @@ def _format_peer(address: object) -> str:
     return str(address)
 
 
-def _tune(sock: socket.socket) -> None:
+def _tune(sock: socket.socket, send_buffer_bytes: int) -> None:
     sock.setblocking(False)
+    if send_buffer_bytes > 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in KEEPALIVE_OPTIONS:

@@ -1,0 +1,136 @@
+# Test helpers: a real ChatServer on a loopback port 0, and a raw-socket Peer that reads
+# the server's stream with bounded waits (no sleeps: every wait is for a condition).
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import replace
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from ktnchat.protocol import FrameSplitter, parse_json
+from ktnchat.server import ChatServer, ServerConfig
+from ktnchat.service import ChatService, ServiceConfig
+from ktnchat.storage import Storage, storage_from_url
+
+WAIT = 5.0  # seconds: the most any single expectation waits before failing
+
+
+def start_server(
+    storage: Optional[Storage] = None,
+    service_config: Optional[ServiceConfig] = None,
+    **server_options: Any,
+) -> ChatServer:
+    """A started server on 127.0.0.1 with a free port; the caller must shut it down."""
+    config = replace(ServerConfig(host="127.0.0.1", port=0), **server_options)
+    service = ChatService(storage or storage_from_url("memory://"), service_config)
+    server = ChatServer(service, config)
+    server.start()
+    return server
+
+
+class Peer:
+    """A raw TCP client that records every object the server sends."""
+
+    def __init__(self, address: tuple, stream: bool = False) -> None:
+        self.sock = socket.create_connection(address, timeout=WAIT)
+        self.splitter = FrameSplitter(max_frame_bytes=16 * 1024 * 1024)
+        self.received: List[Dict[str, Any]] = []
+        self.segments: List[bytes] = []
+        self.cursor = 0
+        self.eof = False
+        if stream:
+            self.send("stream", "on")
+            self.expect(lambda r: r.get("stream") is True)
+
+    # sending
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, request: str, content: Any = None) -> None:
+        self.sock.sendall(json.dumps({"request": request, "content": content}).encode())
+
+    # receiving
+    def _pump(self, deadline: float) -> bool:
+        """Read once (until the deadline); False on EOF or timeout."""
+        if self.eof:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except OSError:
+            self.eof = True
+            return False
+        if not data:
+            self.eof = True
+            return False
+        self.segments.append(data)
+        self.splitter.feed(data)
+        while True:
+            frame = self.splitter.next_frame()
+            if frame is None:
+                break
+            self.received.append(parse_json(frame.data))
+        return True
+
+    def expect(
+        self, predicate: Callable[[Dict[str, Any]], bool], timeout: float = WAIT
+    ) -> Dict[str, Any]:
+        """The next unread object matching `predicate` (skipping others); fails on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while self.cursor < len(self.received):
+                obj = self.received[self.cursor]
+                self.cursor += 1
+                if predicate(obj):
+                    return obj
+            if not self._pump(deadline):
+                raise AssertionError(
+                    f"no matching response within {timeout}s (eof={self.eof}); "
+                    f"unread: {self.received[self.cursor - 5 :]!r}"
+                )
+
+    def expect_response(self, kind: str, timeout: float = WAIT, **fields: Any) -> Dict[str, Any]:
+        def matches(obj: Dict[str, Any]) -> bool:
+            return obj.get("response") == kind and all(obj.get(k) == v for k, v in fields.items())
+
+        return self.expect(matches, timeout)
+
+    def login(self, name: str) -> Dict[str, Any]:
+        self.send("login", name)
+        self.expect_response("info", username=name)
+        return self.expect_response("history")
+
+    def wait_eof(self, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            if not self._pump(deadline) and not self.eof:
+                raise AssertionError("connection still open")
+
+    def unread(self) -> Iterator[Dict[str, Any]]:
+        while self.cursor < len(self.received):
+            self.cursor += 1
+            yield self.received[self.cursor - 1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Poll a condition of the server's state (bounded); fail if it never holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.005)
