@@ -103,7 +103,7 @@ class Connection:
         for frame in frames:
             if not outbox.push(frame):
                 log.info(
-                    "%s: %d objects waiting; pacing off, streaming from now on",
+                    "%s: over %d objects waiting; streaming until they are written",
                     self.peer,
                     outbox.backlog_limit,
                 )

@@ -220,6 +220,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     raise_file_limit(server_config.max_connections + 64)
     server = ChatServer(ChatService(storage, service_config), server_config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("received %s; shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    # Handlers first: whoever sees the "listening" line may signal at once.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         server.start()
     except OSError as exc:
@@ -229,14 +238,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
         storage.close()
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        log.info("received %s; shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     while not stop.wait(0.5):
         if server.crashed:
             log.error("an I/O loop crashed; stopping")

@@ -5,8 +5,10 @@
 # - Paced mode (the default for a new connection) hands out one object at a time and
 #   no sooner than `interval` seconds after the previous one was fully written, so a
 #   client that does `json.loads(recv(N))` never finds two objects in one read.
-# - A paced outbox with more than `backlog_limit` objects waiting switches to streaming
-#   (better a late, coalesced stream than dropping a client that can parse it).
+# - A paced outbox with more than `backlog_limit` objects waiting streams until it has
+#   drained, then paces again (better a coalesced burst than dropping a client that can
+#   parse it; a naive client is back on one object per segment once the flood is over).
+#   Only stream() (the client's own `stream on`) switches pacing off for good.
 # - `queued_bytes` counts everything not yet written, for the overflow and pause limits.
 from __future__ import annotations
 
@@ -14,10 +16,19 @@ from typing import List, Optional
 
 
 class Outbox:
-    __slots__ = ("_frames", "_pending", "backlog_limit", "interval", "next_at", "queued_bytes")
+    __slots__ = (
+        "_frames",
+        "_pending",
+        "backlog_limit",
+        "interval",
+        "next_at",
+        "pace",
+        "queued_bytes",
+    )
 
     def __init__(self, interval: float, backlog_limit: int) -> None:
-        self.interval = interval  # 0: streaming
+        self.pace = interval  # the pacing this connection returns to after a flood
+        self.interval = interval  # the pacing in force now; 0: streaming
         self.backlog_limit = backlog_limit
         self._frames: List[bytes] = []
         self._pending: Optional[memoryview] = None
@@ -33,8 +44,12 @@ class Outbox:
         return self._pending is None and not self._frames
 
     def stream(self) -> None:
-        """Switch to streaming: coalesce from now on."""
-        self.interval = 0.0
+        """Switch to streaming for good: coalesce from now on."""
+        self.interval = self.pace = 0.0
+
+    def set_pace(self, interval: float) -> None:
+        """Pace again (the client said `stream off`)."""
+        self.interval = self.pace = interval
 
     def push(self, frame: bytes) -> bool:
         """Queue one encoded object. Returns False if this made a paced outbox stream."""
@@ -81,6 +96,9 @@ class Outbox:
             self._pending = None
             if self.interval:
                 self.next_at = now + self.interval
+            elif self.pace and not self._frames:
+                self.interval = self.pace  # the flood has drained: pace again
+                self.next_at = now + self.pace
             return True
         self._pending = pending[count:]
         return False

@@ -155,7 +155,7 @@ class ChatServer:
                 if outcome.stream:
                     origin.stream()
                 else:
-                    origin.outbox.interval = self.config.pace_interval
+                    origin.outbox.set_pace(self.config.pace_interval)
         if self._stopping:
             return
         here = threading.get_ident()

@@ -62,3 +62,26 @@ def test_switching_to_stream_releases_the_waiting_objects() -> None:
     assert drain(box, 0.0) == [b"1"]
     box.stream()
     assert drain(box, 0.0) == [b"23"]
+
+
+def test_after_an_automatic_switch_pacing_returns_once_the_backlog_drains() -> None:
+    box = Outbox(interval=0.05, backlog_limit=2)
+    for frame in (b"1", b"2", b"3"):
+        box.push(frame)
+    assert not box.paced
+    assert drain(box, 5.0) == [b"123"]  # the flood leaves in one write
+    assert box.paced
+    box.push(b"4")
+    box.push(b"5")
+    assert drain(box, 5.0) == []  # paced again, counting from the flood's last write
+    assert drain(box, 5.06) == [b"4"]
+
+
+def test_stream_on_is_for_good() -> None:
+    box = Outbox(interval=0.05, backlog_limit=2)
+    box.stream()
+    box.push(b"1")
+    assert drain(box, 0.0) == [b"1"]
+    assert not box.paced
+    box.set_pace(0.05)
+    assert box.paced

@@ -1,0 +1,218 @@
+# The real CLI (`python -m ktnchat server`) as a subprocess: it reports where it listens,
+# serves a client, and on SIGTERM/SIGINT tells every client goodbye, closes, and exits 0
+# without a traceback. A bad storage URL is refused with a clear message.
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+from tests.helpers import Peer
+
+REPO = Path(__file__).resolve().parents[2]
+START_SECONDS = 30.0  # the most we wait for "listening on" (a loaded 2-core machine)
+EXIT_SECONDS = 15.0  # the most we wait for an exit after a signal
+LISTENING = re.compile(r"listening on (\S+):(\d+)")
+
+
+def _env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.pop("KTNCHAT_PORT", None)
+    env.pop("KTNCHAT_STORAGE", None)
+    return env
+
+
+class ServerProcess:
+    """`python -m ktnchat server ...`; stderr is collected line by line by a thread."""
+
+    def __init__(self, *options: str, launcher: Optional[List[str]] = None) -> None:
+        argv = [sys.executable, *(launcher or ["-m", "ktnchat", "server"]), *options]
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.lines: List[str] = []
+        self._lines: queue.Queue[Optional[str]] = queue.Queue()
+        self.stdout = b""
+        self._err = threading.Thread(target=self._read_stderr, daemon=True)
+        self._out = threading.Thread(target=self._read_stdout, daemon=True)
+        self._err.start()
+        self._out.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            self.lines.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        self.stdout = self.proc.stdout.read()
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def wait_listening(self) -> Tuple[str, int]:
+        """The address from the "listening on HOST:PORT" log line (bounded wait)."""
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no 'listening on' line in time; stderr:\n{self.stderr}")
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(
+                    f"server exited ({self.proc.wait(5)}) before listening:\n{self.stderr}"
+                )
+            found = LISTENING.search(line)
+            if found:
+                return found.group(1), int(found.group(2))
+
+    def wait_signal_handlers(self) -> None:
+        """Wait until the process catches SIGTERM (main() installs it after SIGINT).
+
+        The "listening" line is logged before main() installs its handlers, so a signal
+        sent at once could meet the default action; /proc shows when they are in place.
+        """
+        status = Path(f"/proc/{self.proc.pid}/status")
+        if not status.exists():
+            return  # not Linux: nothing to observe
+        deadline = time.monotonic() + START_SECONDS
+        wanted = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))
+        while True:
+            caught = 0
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("SigCgt:"):
+                        caught = int(line.split()[1], 16)
+            except OSError:
+                pass
+            if caught & wanted == wanted:
+                return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"signal handlers never installed; stderr:\n{self.stderr}")
+            time.sleep(0.01)
+
+    def wait_exit(self, timeout: float = EXIT_SECONDS) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"server still running {timeout}s after the signal; stderr:\n{self.stderr}"
+            ) from None
+        self._err.join(10)
+        self._out.join(10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._err.join(10)
+        self._out.join(10)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_says_goodbye_and_exits_cleanly(signum: signal.Signals) -> None:
+    server = ServerProcess("--host", "127.0.0.1", "--port", "0", "--log-level", "INFO")
+    try:
+        host, port = server.wait_listening()
+        assert host == "127.0.0.1" and port > 0
+        with Peer((host, port)) as alice, Peer((host, port)) as lurker:
+            alice.login("alice")
+            lurker.send("help")  # connected, never logged in
+            lurker.expect_response("info")
+            alice.send("msg", "is anyone here?")
+            assert alice.expect_response("message")["content"] == "is anyone here?"
+            server.wait_signal_handlers()
+            server.proc.send_signal(signum)
+            for peer in (alice, lurker):
+                goodbye = peer.expect_response("info", timeout=EXIT_SECONDS)
+                assert goodbye.get("event") == "shutdown" or "shut" in goodbye["content"].lower()
+                assert isinstance(goodbye["content"], str) and goodbye["content"]
+                peer.wait_eof(timeout=EXIT_SECONDS)
+                assert list(peer.unread()) == [], "nothing may follow the goodbye"
+            code = server.wait_exit()
+        assert code == 0, f"exit status {code}; stderr:\n{server.stderr}"
+        assert "Traceback" not in server.stderr, server.stderr
+        assert "KeyboardInterrupt" not in server.stderr, server.stderr
+        assert signum.name in server.stderr  # "received SIGTERM; shutting down"
+    finally:
+        server.kill()
+
+
+def test_signal_with_no_clients_exits_cleanly() -> None:
+    server = ServerProcess("--port", "0", "--log-level", "INFO")
+    try:
+        server.wait_listening()
+        server.wait_signal_handlers()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.wait_exit()
+        assert code == 0, f"exit status {code}; stderr:\n{server.stderr}"
+        assert "Traceback" not in server.stderr, server.stderr
+    finally:
+        server.kill()
+
+
+def test_bad_storage_url_is_refused_clearly() -> None:
+    server = ServerProcess("--port", "0", "--storage", "foo://", "--log-level", "INFO")
+    try:
+        code = server.wait_exit(timeout=START_SECONDS)
+        assert code != 0
+        assert "Traceback" not in server.stderr, server.stderr
+        assert "foo://" in server.stderr and "storage" in server.stderr.lower(), server.stderr
+        assert "listening on" not in server.stderr
+    finally:
+        server.kill()
+
+
+# Fault injection for the test below: the CLI, with ChatServer.start() made to return a
+# second late, as if the main thread were descheduled right after the "listening" line.
+SLOW_START = """
+import sys, time
+from ktnchat.server import main as cli
+original = cli.ChatServer.start
+def start(self):
+    address = original(self)
+    time.sleep(1.0)
+    return address
+cli.ChatServer.start = start
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_right_after_ready_line_is_clean(signum: signal.Signals) -> None:
+    """A supervisor may signal as soon as "listening on" appears; that must be clean too."""
+    server = ServerProcess("--port", "0", "--log-level", "INFO", launcher=["-c", SLOW_START])
+    try:
+        host, port = server.wait_listening()
+        with Peer((host, port)) as alice:
+            server.proc.send_signal(signum)
+            code = server.wait_exit()
+            assert code == 0, f"exit status {code}; stderr:\n{server.stderr}"
+            assert "Traceback" not in server.stderr, server.stderr
+            goodbye = alice.expect_response("info", timeout=EXIT_SECONDS)
+            assert goodbye.get("event") == "shutdown"
+    finally:
+        server.kill()
