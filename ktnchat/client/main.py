@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from ktnchat.client import plain, tty
 from ktnchat.client.render import Rendered
@@ -69,9 +69,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             file=sys.stderr,
         )
         use_tty = False
-    output = tty.TtyPrinter(not args.no_color) if use_tty else plain.PlainPrinter(sys.stdout)
+    output: Callable[[Rendered], None] = (
+        tty.TtyPrinter(not args.no_color) if use_tty else plain.PlainPrinter(sys.stdout)
+    )
     session = ClientSession(
-        args.host, args.port, _output(output), show_ids=args.show_ids, reconnect=args.reconnect
+        args.host, args.port, output, show_ids=args.show_ids, reconnect=args.reconnect
     )
     try:
         session.connect()
@@ -86,10 +88,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         session.stop()
         return 130
-
-
-def _output(printer: object) -> "plain.OutputFn":
-    return printer  # type: ignore[return-value]
 
 
 if __name__ == "__main__":

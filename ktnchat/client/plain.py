@@ -49,7 +49,7 @@ class PlainPrinter:
                 pass
 
 
-def _read_stdin(stream: TextIO, inbox: "queue.Queue[object]") -> None:
+def _read_stdin(stream: TextIO, inbox: queue.Queue[object]) -> None:
     try:
         for line in stream:
             inbox.put(_Line(line))

@@ -84,7 +84,8 @@ def render_event(event: ServerEvent, *, show_ids: bool = False) -> Rendered:
         preview = event.data[:_PREVIEW_CHARS].decode("utf-8", errors="replace")
         more = "…" if len(event.data) > _PREVIEW_CHARS else ""
         shown = f": {_one(preview)}{more}" if preview else ""
-        return Rendered(f"? unreadable data from server ({_one(event.reason)}){shown}", "unreadable")
+        reason = _one(event.reason)
+        return Rendered(f"? unreadable data from server ({reason}){shown}", "unreadable")
     if isinstance(event, Notice):
         stamp = _stamp(event.timestamp)
         if event.names is not None and event.text == ", ".join(event.names):
@@ -100,7 +101,8 @@ def _render_line(line: ChatLine, show_ids: bool) -> Rendered:
     if line.kind == KIND_MESSAGE:
         return Rendered(_body(f"{stamp}{ident}{sender}: ", line.text), "message")
     if line.kind == KIND_HISTORY_ITEM:
-        return Rendered(_body(f"{stamp}[history] {ident}{sender}: ", line.text), "history")
+        who = f"{sender}: " if line.sender else ""
+        return Rendered(_body(f"{stamp}[history] {ident}{who}", line.text), "history")
     if line.kind == KIND_INFO:
         return Rendered(_body(f"{stamp}* ", line.text), "info")
     if line.kind == KIND_ERROR:

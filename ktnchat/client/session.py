@@ -124,7 +124,8 @@ class ClientSession:
         """Log out if logged in, close the connection and finish with exit code 0."""
         with self._lock:
             conn = self._conn
-            if conn is not None and conn.alive and self._login is not None and not self._logout_sent:
+            logged_in = self._login is not None and not self._logout_sent
+            if conn is not None and conn.alive and logged_in:
                 self._logout_sent = True
                 conn.send("logout", None)
             if self.exit_code is None:
@@ -158,7 +159,7 @@ class ClientSession:
             self._conn.close(0.0)
             self._conn = None
         if self._logout_sent:
-            self._output(render_local("disconnected (the server closed the connection after logout)"))
+            self._output(render_local("disconnected (the server closed the connection)"))
             self.exit_code = 0
             return
         self._output(render_local(f"connection lost: {lost.reason}", "warning"))

@@ -60,7 +60,7 @@ class TtyPrinter:
 def _make_completer(session: ClientSession) -> Any:
     from prompt_toolkit.completion import Completer, Completion
 
-    class ChatCompleter(Completer):  # type: ignore[misc]
+    class ChatCompleter(Completer):
         def get_completions(self, document: Any, complete_event: Any) -> Iterator[Any]:
             before = document.text_before_cursor.lstrip()
             word = document.get_word_before_cursor(WORD=True)
@@ -74,6 +74,12 @@ def _make_completer(session: ClientSession) -> Any:
                     yield Completion(name, start_position=-len(word))
 
     return ChatCompleter()
+
+
+def _exit_app(app: Any) -> None:
+    future = getattr(app, "future", None)
+    if app.is_running and future is not None and not future.done():
+        app.exit(exception=EOFError())
 
 
 def run_tty(session: ClientSession) -> int:
@@ -90,7 +96,7 @@ def run_tty(session: ClientSession) -> int:
     def end_prompt() -> None:
         app = prompt.app
         if app.is_running and app.loop is not None:
-            app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()) if app.is_running else None)
+            app.loop.call_soon_threadsafe(_exit_app, app)
 
     def dispatch() -> None:
         while not done.is_set():  # ends when the prompt loop ends

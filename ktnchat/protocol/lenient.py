@@ -48,6 +48,7 @@ KIND_MESSAGE = "message"
 KIND_HISTORY_ITEM = "history_item"
 KIND_OTHER = "other"
 
+_RESYNC = re.compile(rb"[}\n][ \t\r\n]*\{")
 _TIME_OF_DAY = re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?::(\d{2}))?(?!\d)")
 _EPOCH_TEXT = re.compile(r"^\s*\d{9,13}(?:\.\d+)?\s*$")
 _NAME_PREFIX = re.compile(r"^[^:\n]{0,60}:\s*")  # "Users: ", "Connected users: "
@@ -151,6 +152,8 @@ class ServerStreamDecoder:
         self._max_frame_bytes = max_frame_bytes
         self._splitter = FrameSplitter(max_frame_bytes, LENIENT_MAX_DEPTH)
         self._names_pending = 0
+        self._resyncing = False  # after an oversized frame: skip to the next object start
+        self._resync_prev = b""
 
     def expect_names(self) -> None:
         """A `names` request was sent: read the next plain info as its answer."""
@@ -164,18 +167,45 @@ class ServerStreamDecoder:
     def feed(self, data: bytes) -> List[ServerEvent]:
         """Buffer `data` and return every event completed by it."""
         out: List[ServerEvent] = []
-        self._splitter.feed(data)
-        for _ in range(len(data) + 1):  # each frame consumes at least one byte
+        for _ in range(len(data) + 2):  # each overflow consumes at least one byte of `data`
+            if self._resyncing:
+                data = self._resync(data)
+                if self._resyncing:
+                    return out
+            self._splitter.feed(data)
+            held = self._drain(out)
+            if held is None:
+                return out
+            data = data[max(0, len(data) - held + 1) :]  # resync after the oversized start
+        return out
+
+    def _drain(self, out: List[ServerEvent]) -> Optional[int]:
+        """Collect complete frames; on overflow return the bytes the oversized frame held."""
+        for _ in range(1 << 30):  # each frame consumes at least one byte
             try:
                 frame = self._splitter.next_frame()
             except FrameTooLarge:
+                held = self._splitter.buffered
                 self._splitter = FrameSplitter(self._max_frame_bytes, LENIENT_MAX_DEPTH)
                 out.append(Unreadable(b"", f"frame larger than {self._max_frame_bytes} bytes"))
-                break
+                self._resyncing = True
+                self._resync_prev = b""
+                return held
             if frame is None:
-                break
+                return None
             out.extend(self._events_from_frame(frame))
-        return out
+        return None
+
+    def _resync(self, data: bytes) -> bytes:
+        """Skip bytes up to an object that starts a line or follows a "}"."""
+        match = _RESYNC.search(self._resync_prev + data)
+        if match is None:
+            tail = data.rstrip(b" \t\r")
+            if tail:
+                self._resync_prev = tail[-1:]
+            return b""
+        self._resyncing = False
+        return data[max(0, match.end() - 1 - len(self._resync_prev)) :]
 
     def close(self) -> List[ServerEvent]:
         """End of stream: report a partial frame left in the buffer, if any."""
@@ -210,7 +240,7 @@ def _loads(data: bytes) -> Any:
     """Parse one frame, repairing broken UTF-8. Raises ValueError if it is not JSON."""
     text = data.decode("utf-8", errors="replace")
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
 
@@ -218,7 +248,7 @@ def _loads(data: bytes) -> Any:
 def _salvage(data: bytes, reason: str) -> List[ServerEvent]:
     """An unparsable frame: report it, and rescue any whole objects embedded in it."""
     text = data.decode("utf-8", errors="replace")
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     out: List[ServerEvent] = []
     pos = text.find("{", 1)
     garbage_end = len(text)
@@ -280,18 +310,15 @@ def _events_from_object(obj: Dict[str, Any], expect_names: bool) -> List[ServerE
         if isinstance(extra.get("names"), list):
             names = _clean_names(extra["names"])
             return [Notice(names, ", ".join(names), sender, ts, raw_ts, extra)]
-        if isinstance(content, list) and content:
-            names_list = _names_from_list(content)
+        listed, is_json = _list_in(content)
+        if listed:
+            names_list = _names_from_list(listed)
             if names_list is not None:
                 return [Notice(names_list, ", ".join(names_list), sender, ts, raw_ts, extra)]
-            return list(history_lines(content))
+            if is_json:
+                return list(history_lines(listed))
         plain = "event" not in extra and "stream" not in extra
         if isinstance(content, str) and expect_names and plain:
-            parsed = _maybe_json(content)
-            if isinstance(parsed, list):
-                from_list = _names_from_list(parsed)
-                if from_list is not None:
-                    return [Notice(from_list, ", ".join(from_list), sender, ts, raw_ts, extra)]
             names_text = parse_names_text(content)
             return [Notice(names_text, scrub_surrogates(content), sender, ts, raw_ts, extra)]
     line_kind = kind if kind in (ERROR, INFO, MESSAGE) else KIND_OTHER
@@ -513,6 +540,21 @@ def parse_names_text(text: str) -> Optional[Tuple[str, ...]]:
     return names if names else None
 
 
+def _list_in(content: Any) -> Tuple[Optional[List[Any]], bool]:
+    """A list content, or a string that is wholly a JSON or Python list; and if it is JSON."""
+    if isinstance(content, list):
+        return content, True
+    if not isinstance(content, str):
+        return None, False
+    stripped = content.strip()
+    if not (stripped.startswith("[") and stripped.endswith("]")):
+        return None, False
+    parsed = _maybe_json(stripped)
+    if isinstance(parsed, list):
+        return parsed, True
+    return _python_list(stripped), False
+
+
 def _python_list(text: str) -> Optional[List[Any]]:
     start, end = text.find("["), text.rfind("]")
     if start < 0 or end <= start:
@@ -529,7 +571,7 @@ def _names_from_list(items: List[Any]) -> Optional[Tuple[str, ...]]:
     """A list content is a names list if every item is a short token that is not JSON."""
     if not all(isinstance(item, str) and _SIMPLE_NAME.match(item.strip()) for item in items):
         return None
-    if any(_maybe_json(item) is not _NOT_JSON for item in items if item.strip()[:1] in "{[\""):
+    if any(_maybe_json(item) is not _NOT_JSON for item in items if item.strip()[:1] in '{["'):
         return None
     return _clean_names(items)
 
@@ -563,7 +605,7 @@ def is_stream_ack(event: ServerEvent) -> bool:
 def usernames_in(event: ServerEvent) -> Tuple[str, ...]:
     """Usernames an event reveals (senders, names lists, join/leave notices)."""
     if isinstance(event, Notice):
-        return event.names or ()
+        return tuple(name for name in event.names or () if name.isprintable())
     if not isinstance(event, ChatLine):
         return ()
     found: List[str] = []
@@ -572,7 +614,7 @@ def usernames_in(event: ServerEvent) -> Tuple[str, ...]:
     user = event.extra.get("username")
     if isinstance(user, str) and user:
         found.append(user)
-    return tuple(name for name in found if _SIMPLE_NAME.match(name))
+    return tuple(name for name in found if _SIMPLE_NAME.match(name) and name.isprintable())
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -610,10 +652,10 @@ def _content_of(obj: Dict[str, Any]) -> Any:
 def _maybe_json(text: str) -> Any:
     """The JSON value (object, array, string) a string holds, else _NOT_JSON."""
     stripped = text.strip()
-    if not stripped or stripped[0] not in "{[\"":
+    if not stripped or stripped[0] not in '{["':
         return _NOT_JSON
     try:
-        return json.loads(stripped)
+        return json.loads(stripped, strict=False)
     except (ValueError, RecursionError):
         return _NOT_JSON
 
