@@ -126,6 +126,11 @@ class RequestDecoder:
         """Bytes of an incomplete request held in memory."""
         return self._splitter.buffered
 
+    @property
+    def waiting(self) -> int:
+        """Decoded requests not yet taken with next_event()."""
+        return len(self._pending)
+
     def receive_data(self, data: bytes) -> None:
         """Buffer received bytes (the common single-object chunk is parsed at once)."""
         if self.broken or not data:

@@ -4,8 +4,12 @@
 # - Only the owning loop calls these methods; other threads reach a connection through
 #   IOLoop.post(). So a connection's socket, decoder and outbox have a single writer.
 # - Reading decodes requests and hands each to the service at once; answers go through
-#   ChatServer.deliver. While its own unsent output exceeds `read_pause_bytes`, a
-#   connection is not read (its requests wait in the kernel: natural back-pressure).
+#   ChatServer.deliver. A request for a blocking store goes to the storage worker and the
+#   connection is `busy` until its Outcome is back: later requests wait in the decoder, so
+#   answers keep request order. The socket is still read while busy (an EOF or reset must
+#   free the name at once), up to WAITING_REQUESTS decoded requests or `read_pause_bytes`
+#   of undecoded bytes. While its own unsent output exceeds `read_pause_bytes`, a
+#   connection is not read either (back-pressure).
 # - Any socket error or EOF closes the connection and logs the user out at once.
 from __future__ import annotations
 
@@ -24,12 +28,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("ktnchat.server")
 
 RECV_BYTES = 65536
+WAITING_REQUESTS = 64  # decoded requests a busy connection may hold before reading stops
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 
 
 class Connection:
     __slots__ = (
+        "busy",
         "closed",
         "closing_since",
         "decoder",
@@ -56,6 +62,7 @@ class Connection:
         self.outbox = Outbox(config.pace_interval, config.pace_backlog)
         self.session = server.service.open_session(peer, self)
         self.mask = READ
+        self.busy = False  # a request of ours is on the storage worker
         self.closed = False
         self.closing_since: Optional[float] = None  # set when closing after a final reply
         self.opened_at = now
@@ -78,10 +85,17 @@ class Connection:
             self.loop.close(self, "connection closed")
             return
         self.last_request = now
+        self.decoder.receive_data(data)
+        if self.busy:
+            self.update_interest(self.mask & WRITE != 0)  # hold, and maybe stop reading
+        else:
+            self.process(now)
+
+    def process(self, now: float) -> None:
+        """Handle the decoded requests, in order, until one has to wait for storage."""
         decoder = self.decoder
-        decoder.receive_data(data)
         server = self.server
-        while not self.closed and self.closing_since is None:
+        while not self.closed and self.closing_since is None and not self.busy:
             event = decoder.next_event()
             if event is None:
                 break
@@ -91,7 +105,18 @@ class Connection:
                 if event.fatal:
                     self.close_after_flush(now, event.message)
                 continue
+            if server.offload(self, event):
+                self.busy = True
+                self.update_interest(self.mask & WRITE != 0)
+                return
             server.deliver(self, server.service.handle(self.session, event))
+
+    def resume(self, now: float) -> None:
+        """The storage worker answered: go on with the requests that waited."""
+        self.busy = False
+        self.process(now)
+        if not self.closed:
+            self.update_interest(self.mask & WRITE != 0)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -152,7 +177,11 @@ class Connection:
         self.update_interest(blocked)
 
     def update_interest(self, want_write: bool) -> None:
-        paused = self.outbox.queued_bytes > self.server.config.read_pause_bytes
+        limit = self.server.config.read_pause_bytes
+        decoder = self.decoder
+        paused = self.outbox.queued_bytes > limit or (
+            self.busy and (decoder.waiting >= WAITING_REQUESTS or decoder.buffered > limit)
+        )
         mask = 0 if (paused or self.closing_since is not None) else READ
         if want_write:
             mask |= WRITE

@@ -5,6 +5,8 @@
 # - deliver() encodes each response once (bytes shared by every recipient) and queues it
 #   on each recipient's connection: directly when the recipient's loop is the current
 #   thread, else by post() to its loop. Nothing here blocks on a socket.
+# - Requests that may call a blocking store run on the StorageWorker (offload); their
+#   Outcome comes back to the origin connection's loop, which delivers it.
 # - shutdown() is idempotent and safe from any thread except the loops themselves.
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import socket
 import threading
 from typing import List, Optional, Sequence, Tuple
 
-from ktnchat.protocol import Response, encode_response_frames
+from ktnchat.protocol import Request, Response, encode_response_frames
 from ktnchat.server.config import ServerConfig
 from ktnchat.server.connection import Connection
 from ktnchat.server.ioloop import IOLoop
+from ktnchat.server.worker import StorageWorker
 from ktnchat.service import ChatService, Outcome
 
 log = logging.getLogger("ktnchat.server")
@@ -35,6 +38,9 @@ class ChatServer:
         if "stream" not in service.features:
             service.features.append("stream")  # clients may switch pacing off (`stream on`)
         self.loops = [IOLoop(self, index) for index in range(max(1, self.config.io_threads))]
+        self.worker: Optional[StorageWorker] = None
+        if not service.storage.INLINE_SAFE:
+            self.worker = StorageWorker()
         self._listener: Optional[socket.socket] = None
         self._next_loop = 0
         self._connection_count = 0
@@ -56,6 +62,8 @@ class ChatServer:
         self._listener = listener
         first = self.loops[0]
         first.selector.register(listener, 1, self._accept)
+        if self.worker is not None:
+            self.worker.start()
         for loop in self.loops:
             loop.start()
         host, port = listener.getsockname()[:2]
@@ -85,6 +93,8 @@ class ChatServer:
         for loop in self.loops:
             if loop.thread.is_alive() and loop.thread is not threading.current_thread():
                 loop.thread.join(timeout)
+        if self.worker is not None:
+            self.worker.stop(timeout)
         if self._listener is not None:
             self._listener.close()
         self.service.storage.close()
@@ -176,6 +186,32 @@ class ChatServer:
                     target.loop.post(functools.partial(target.send, frames))
         if outcome.close and origin is not None:
             origin.close_after_flush(origin.last_request, "closed by the service")
+
+    def offload(self, conn: Connection, request: Request) -> bool:
+        """Send `request` to the storage worker if it may block there; True if sent."""
+        worker = self.worker
+        if worker is None or not self.service.uses_storage(request):
+            return False
+        session, service = conn.session, self.service
+
+        def job() -> None:
+            try:
+                outcome = service.handle(session, request)
+            except Exception:
+                log.exception("%s: %r failed", conn.peer, request.word)
+                outcome = Outcome().reply(service.error("Internal error; request not done"))
+            conn.loop.post(functools.partial(self._finish, conn, outcome))
+
+        worker.submit(job)
+        return True
+
+    def _finish(self, conn: Connection, outcome: Outcome) -> None:
+        """On the connection's loop: deliver a worker's Outcome and resume the connection."""
+        if conn.closed:
+            self.deliver(None, outcome)  # stored before the sender vanished: others see it
+            return
+        self.deliver(conn, outcome)
+        conn.resume(conn.last_request)
 
     def connection_closed(self, conn: Connection, reason: str) -> None:
         """A loop closed `conn`: free its name and tell its room (unless stopping)."""

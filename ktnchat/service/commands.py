@@ -14,16 +14,25 @@ class Command:
     usage: str
     summary: str
     needs_login: bool = True
+    uses_storage: bool = False  # may call the store: runs on the storage worker if it blocks
 
 
 COMMANDS: Dict[str, Command] = {
     command.word: command
     for command in [
-        Command("login", "login <username>", "log in (letters and digits only)", needs_login=False),
+        Command(
+            "login",
+            "login <username>",
+            "log in (letters and digits only)",
+            needs_login=False,
+            uses_storage=True,
+        ),
         Command("logout", "logout", "log out; you stay connected and may log in again"),
-        Command("msg", "msg <message>", "send a message to everyone in the chat"),
+        Command(
+            "msg", "msg <message>", "send a message to everyone in the chat", uses_storage=True
+        ),
         Command("names", "names", "list the users in the chat"),
-        Command("history", "history [count]", "show the most recent messages"),
+        Command("history", "history [count]", "show the most recent messages", uses_storage=True),
         Command("help", "help", "show this text", needs_login=False),
         Command(
             "stream",

@@ -20,9 +20,13 @@ class Presence:
         self._rooms: Dict[str, Dict[int, Session]] = {}
 
     def claim(self, session: Session, username: str) -> bool:
-        """Give `username` to `session` if nobody holds it; True on success."""
+        """Give `username` to `session` if nobody holds it; True on success.
+
+        A closed session never gets a name (its connection is gone)."""
         key = name_key(username)
         with self.lock:
+            if session.closed:
+                return False
             holder = self._by_name.get(key)
             if holder is not None and holder is not session:
                 return False
@@ -48,6 +52,8 @@ class Presence:
     def enter(self, session: Session, room: str) -> None:
         """Make `session` a member of `room` (leaving its current room)."""
         with self.lock:
+            if session.closed:
+                return
             self.leave(session)
             self._rooms.setdefault(room, {})[session.id] = session
             session.room = room

@@ -6,7 +6,9 @@
 #   writes, so a message is stored, given its id and fanned out to a membership snapshot
 #   atomically with respect to joins (a joiner sees a message in its history or live,
 #   never both, never neither). Storage is called under the room lock only, never under
-#   Presence.lock.
+#   Presence.lock. Room locks are taken only by handlers that call storage (which run on
+#   the storage worker when the store can block), never on the paths an I/O thread runs
+#   for a blocking store (leave, names, help, close), so a slow store cannot stall I/O.
 # - A message is acknowledged (echoed and broadcast) only after storage.append_message
 #   returned; a StorageError becomes an `error` and nothing is sent to anyone else.
 # - The clock is injected (`clock`), so tests fix time.
@@ -88,11 +90,19 @@ class ChatService:
         except ChatError as refusal:
             return Outcome().reply(self.error(str(refusal)))
 
+    def uses_storage(self, request: Request) -> bool:
+        """True if handling `request` may call a store that blocks (so not on an I/O thread)."""
+        if self.storage.INLINE_SAFE:
+            return False
+        command = COMMANDS.get(request.word)
+        return command is not None and command.uses_storage
+
     def close_session(self, session: Session, reason: str) -> Outcome:
         """The connection is gone (EOF, reset, timeout, overflow): free its name at once."""
-        if session.closed:
-            return Outcome()
-        session.closed = True
+        with self.presence.lock:  # login on the storage worker checks `closed` under it
+            if session.closed:
+                return Outcome()
+            session.closed = True
         outcome = Outcome()
         self._leave_chat(session, f"left the chat ({reason})", outcome)
         return outcome
@@ -130,6 +140,8 @@ class ChatService:
             raise AlreadyLoggedIn(session.username)
         username = validate_username(request.content, self.config.max_username_chars)
         if not self.presence.claim(session, username):
+            if session.closed:
+                return Outcome()  # the connection went away while this waited for storage
             raise UsernameTaken(username)
         log.info("%s logged in as %s", session.peer, username)
         outcome = Outcome().reply(
@@ -180,7 +192,10 @@ class ChatService:
             return
         room = session.room
         if room is not None:
-            with self._room_lock(room):
+            # No room lock here: leaving may happen on an I/O thread while the storage
+            # worker holds the room lock in a slow store. A leaver racing a broadcast is
+            # skipped by delivery (its connection is closed) or simply gets the message.
+            with self.presence.lock:
                 self.presence.leave(session)
                 members = self.presence.members(room)
             if members and len(members) + 1 <= self.config.announce_max_members:
