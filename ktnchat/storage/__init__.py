@@ -7,13 +7,20 @@ from urllib.parse import urlsplit
 
 from ktnchat.storage.base import (
     SCHEMES,
+    SERVER_WIDE,
+    Account,
+    AuditEntry,
+    Ban,
     ConfigurationError,
+    RoomRecord,
     Storage,
     StorageError,
     StoredMessage,
+    key,
     register_scheme,
 )
 from ktnchat.storage.memory import MemoryStorage
+from ktnchat.storage.sqlite import SQLiteStorage  # registers sqlite:// (standard library only)
 
 register_scheme(MemoryStorage.SCHEME, MemoryStorage.from_url)
 
@@ -34,11 +41,18 @@ def storage_from_url(url: str) -> Storage:
 
 __all__ = [
     "SCHEMES",
+    "SERVER_WIDE",
+    "Account",
+    "AuditEntry",
+    "Ban",
     "ConfigurationError",
     "MemoryStorage",
+    "RoomRecord",
+    "SQLiteStorage",
     "Storage",
     "StorageError",
     "StoredMessage",
+    "key",
     "register_scheme",
     "storage_from_url",
 ]

@@ -1,30 +1,54 @@
 # In-memory storage: the default, for demos and tests. Nothing survives a restart.
-# Rules: bounded (a ring buffer of `max_messages` per room); one lock guards everything;
-# every method is O(limit) or better.
+# Rules: bounded (at most `max_messages` per room, the oldest dropped first; at most
+# `max_audit` audit entries); one lock guards everything; no call blocks on I/O, so the
+# I/O threads may call it directly (INLINE_SAFE).
 from __future__ import annotations
 
+import itertools
 import threading
-from collections import deque
-from typing import Deque, Dict, List, Optional
+from collections import OrderedDict, deque
+from typing import Deque, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from ktnchat.storage.base import ConfigurationError, Storage, StoredMessage
+from ktnchat.storage.base import (
+    Account,
+    AuditEntry,
+    Ban,
+    ConfigurationError,
+    RoomRecord,
+    Storage,
+    StoredMessage,
+    key,
+)
 
 DEFAULT_MAX_MESSAGES = 10_000
+DEFAULT_MAX_AUDIT = 10_000
+
+BanKey = Tuple[str, str, str]
 
 
 class MemoryStorage(Storage):
-    """Messages in per-room ring buffers; ids count up per room from 1."""
+    """Everything in dictionaries; message ids count up from 1 across all rooms."""
 
     SCHEME = "memory"
+    INLINE_SAFE = True
 
-    def __init__(self, max_messages: int = DEFAULT_MAX_MESSAGES) -> None:
+    def __init__(
+        self, max_messages: int = DEFAULT_MAX_MESSAGES, max_audit: int = DEFAULT_MAX_AUDIT
+    ) -> None:
         if max_messages < 1:
             raise ConfigurationError("memory storage: max_messages must be at least 1")
         self.max_messages = max_messages
         self._lock = threading.Lock()
-        self._rooms: Dict[str, Deque[StoredMessage]] = {}
-        self._last_id: Dict[str, int] = {}
+        self._ids = itertools.count(1)
+        self._messages: Dict[str, OrderedDict[int, StoredMessage]] = {}
+        self._room_of: Dict[int, str] = {}
+        self._rooms: Dict[str, RoomRecord] = {}
+        self._moderators: Dict[str, Set[str]] = {}
+        self._bans: Dict[BanKey, Ban] = {}
+        self._accounts: Dict[str, Account] = {}
+        self._audit: Deque[AuditEntry] = deque(maxlen=max_audit)
+        self._audit_ids = itertools.count(1)
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStorage:
@@ -39,32 +63,196 @@ class MemoryStorage(Storage):
             raise ConfigurationError("memory storage: max_messages must be a number") from None
         return cls(limit)
 
+    def describe(self) -> str:
+        return f"memory (at most {self.max_messages} messages per room; lost on restart)"
+
+    # -- messages -------------------------------------------------------------------
+
     def append_message(self, room: str, sender: str, text: str, created: float) -> StoredMessage:
         with self._lock:
-            message_id = self._last_id.get(room, 0) + 1
-            self._last_id[room] = message_id
-            message = StoredMessage(message_id, room, sender, text, created)
-            ring = self._rooms.get(room)
-            if ring is None:
-                ring = self._rooms[room] = deque(maxlen=self.max_messages)
-            ring.append(message)
+            message = StoredMessage(next(self._ids), room, sender, text, created)
+            ring = self._messages.setdefault(key(room), OrderedDict())
+            ring[message.id] = message
+            self._room_of[message.id] = key(room)
+            while len(ring) > self.max_messages:
+                dropped, _ = ring.popitem(last=False)
+                del self._room_of[dropped]
             return message
 
     def recent_messages(
         self, room: str, limit: int, before_id: Optional[int] = None
     ) -> List[StoredMessage]:
+        picked: List[StoredMessage] = []
         if limit <= 0:
-            return []
+            return picked
         with self._lock:
-            ring = self._rooms.get(room)
-            if not ring:
-                return []
-            picked: List[StoredMessage] = []
-            for message in reversed(ring):
-                if before_id is not None and message.id >= before_id:
+            ring = self._messages.get(key(room))
+            if ring:
+                for message in reversed(ring.values()):
+                    if before_id is not None and message.id >= before_id:
+                        continue
+                    picked.append(message)
+                    if len(picked) >= limit:
+                        break
+        picked.reverse()
+        return picked
+
+    def get_message(self, message_id: int) -> Optional[StoredMessage]:
+        with self._lock:
+            room = self._room_of.get(message_id)
+            return None if room is None else self._messages[room][message_id]
+
+    def delete_message(self, message_id: int) -> Optional[StoredMessage]:
+        with self._lock:
+            room = self._room_of.pop(message_id, None)
+            return None if room is None else self._messages[room].pop(message_id)
+
+    def delete_messages_by(self, sender: str, room: Optional[str] = None) -> List[int]:
+        who = key(sender)
+        removed: List[int] = []
+        with self._lock:
+            rooms = [key(room)] if room is not None else list(self._messages)
+            for name in rooms:
+                ring = self._messages.get(name)
+                if not ring:
                     continue
-                picked.append(message)
+                doomed = [m.id for m in ring.values() if key(m.sender) == who]
+                for message_id in doomed:
+                    del ring[message_id]
+                    del self._room_of[message_id]
+                removed += doomed
+        return sorted(removed)
+
+    def prune_messages(
+        self, keep_per_room: Optional[int] = None, older_than: Optional[float] = None
+    ) -> int:
+        removed = 0
+        with self._lock:
+            for ring in self._messages.values():
+                doomed = []
+                if older_than is not None:
+                    doomed = [m.id for m in ring.values() if m.created < older_than]
+                if keep_per_room is not None and len(ring) - len(doomed) > keep_per_room:
+                    survivors = [i for i in ring if i not in set(doomed)]
+                    doomed += survivors[: len(survivors) - keep_per_room]
+                for message_id in doomed:
+                    del ring[message_id]
+                    del self._room_of[message_id]
+                removed += len(doomed)
+        return removed
+
+    # -- rooms ----------------------------------------------------------------------
+
+    def create_room(self, room: RoomRecord) -> bool:
+        with self._lock:
+            if key(room.name) in self._rooms:
+                return False
+            self._rooms[key(room.name)] = room
+            return True
+
+    def get_room(self, name: str) -> Optional[RoomRecord]:
+        with self._lock:
+            return self._rooms.get(key(name))
+
+    def list_rooms(self) -> List[RoomRecord]:
+        with self._lock:
+            return [self._rooms[name] for name in sorted(self._rooms)]
+
+    def set_topic(self, name: str, topic: str) -> bool:
+        with self._lock:
+            room = self._rooms.get(key(name))
+            if room is None:
+                return False
+            self._rooms[key(name)] = RoomRecord(room.name, room.owner, topic, room.created)
+            return True
+
+    def delete_room(self, name: str) -> bool:
+        room_key = key(name)
+        with self._lock:
+            if self._rooms.pop(room_key, None) is None:
+                return False
+            self._moderators.pop(room_key, None)
+            for ban_key in [k for k in self._bans if k[0] == room_key]:
+                del self._bans[ban_key]
+            for message_id in self._messages.pop(room_key, {}):
+                del self._room_of[message_id]
+            return True
+
+    # -- moderators ------------------------------------------------------------------
+
+    def add_moderator(self, room: str, username: str) -> bool:
+        with self._lock:
+            members = self._moderators.setdefault(key(room), set())
+            if key(username) in members:
+                return False
+            members.add(key(username))
+            return True
+
+    def remove_moderator(self, room: str, username: str) -> bool:
+        with self._lock:
+            members = self._moderators.get(key(room), set())
+            if key(username) not in members:
+                return False
+            members.discard(key(username))
+            return True
+
+    def moderators(self, room: str) -> Set[str]:
+        with self._lock:
+            return set(self._moderators.get(key(room), ()))
+
+    # -- bans -----------------------------------------------------------------------
+
+    def add_ban(self, ban: Ban) -> None:
+        with self._lock:
+            self._bans[(ban.scope, ban.kind, ban.target)] = ban
+
+    def remove_ban(self, scope: str, kind: str, target: str) -> bool:
+        with self._lock:
+            return self._bans.pop((scope, kind, target), None) is not None
+
+    def list_bans(self, scope: Optional[str] = None) -> List[Ban]:
+        with self._lock:
+            bans = [b for b in self._bans.values() if scope is None or b.scope == scope]
+        return sorted(bans, key=lambda b: (b.scope, b.kind, b.target))
+
+    # -- accounts -------------------------------------------------------------------
+
+    def create_account(self, account: Account) -> bool:
+        with self._lock:
+            if key(account.name) in self._accounts:
+                return False
+            self._accounts[key(account.name)] = account
+            return True
+
+    def get_account(self, name: str) -> Optional[Account]:
+        with self._lock:
+            return self._accounts.get(key(name))
+
+    def set_password(self, name: str, password_hash: str) -> bool:
+        with self._lock:
+            account = self._accounts.get(key(name))
+            if account is None:
+                return False
+            self._accounts[key(name)] = Account(account.name, password_hash, account.created)
+            return True
+
+    # -- audit ----------------------------------------------------------------------
+
+    def append_audit(
+        self, actor: str, action: str, target: str, room: str, detail: str, created: float
+    ) -> AuditEntry:
+        with self._lock:
+            entry = AuditEntry(next(self._audit_ids), created, actor, action, target, room, detail)
+            self._audit.append(entry)
+            return entry
+
+    def list_audit(self, limit: int, before_id: Optional[int] = None) -> List[AuditEntry]:
+        picked: List[AuditEntry] = []
+        with self._lock:
+            for entry in reversed(self._audit):
+                if before_id is not None and entry.id >= before_id:
+                    continue
                 if len(picked) >= limit:
                     break
-        picked.reverse()
+                picked.append(entry)
         return picked
