@@ -66,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         "address to listen on; 0.0.0.0 (or ::) listens on every interface",
     )
     option("--port", int, DEFAULT_PORT, "TCP port (0 picks a free one)")
-    option("--storage", str, "memory://", "where durable state lives: memory://")
+    option(
+        "--storage",
+        str,
+        "memory://",
+        "where durable state lives: memory://, sqlite:///FILE, mongodb://HOST:PORT/DB",
+    )
     option("--io-threads", int, _server_defaults.io_threads, "selector loops (I/O threads)")
     option(
         "--max-connections",

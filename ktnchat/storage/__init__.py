@@ -25,6 +25,16 @@ from ktnchat.storage.sqlite import SQLiteStorage  # registers sqlite:// (standar
 register_scheme(MemoryStorage.SCHEME, MemoryStorage.from_url)
 
 
+def _open_mongodb(url: str) -> Storage:
+    from ktnchat.storage.mongodb import MongoStorage  # pymongo is imported only when used
+
+    return MongoStorage.from_url(url)
+
+
+register_scheme("mongodb", _open_mongodb)
+register_scheme("mongodb+srv", _open_mongodb)
+
+
 def storage_from_url(url: str) -> Storage:
     """Build the storage adapter a URL names, e.g. `memory://`.
 
