@@ -35,3 +35,4 @@ class ServerConfig:
     login_timeout: float = 0.0  # seconds to log in before being closed (0: no limit)
     idle_timeout: float = 0.0  # seconds without any request before being closed (0: no limit)
     close_linger: float = 5.0  # seconds to flush a final error before closing anyway
+    maintenance_interval: float = 60.0  # seconds between retention runs

@@ -8,13 +8,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable, List, Optional
 
 from ktnchat.protocol import HistoryEncoding
 from ktnchat.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from ktnchat.server.server import ChatServer
 from ktnchat.service import ChatService, ServiceConfig
-from ktnchat.storage import ConfigurationError, StorageError, storage_from_url
+from ktnchat.storage import ConfigurationError, Storage, StorageError, storage_from_url
 
 log = logging.getLogger("ktnchat")
 ENV_PREFIX = "KTNCHAT_"
@@ -66,6 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
         "address to listen on; 0.0.0.0 (or ::) listens on every interface",
     )
     option("--port", int, DEFAULT_PORT, "TCP port (0 picks a free one)")
+    option(
+        "--storage-wait",
+        float,
+        30.0,
+        "seconds to keep retrying a store that cannot be reached at start-up",
+    )
+    option(
+        "--retention-messages",
+        int,
+        _service_defaults.retention_messages,
+        "keep at most this many messages per room (0: no limit)",
+    )
+    option(
+        "--retention-days",
+        float,
+        _service_defaults.retention_days,
+        "forget messages older than this many days (0: never)",
+    )
     option(
         "--storage",
         str,
@@ -194,6 +213,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         max_username_chars=args.max_username_chars,
         announce_max_members=args.announce_max_members,
         utc=bool(args.utc),
+        retention_messages=args.retention_messages,
+        retention_days=args.retention_days,
     )
     return server, service
 
@@ -210,6 +231,30 @@ def raise_file_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+def open_storage(url: str, wait: float, sleep: Callable[[float], None] = time.sleep) -> Storage:
+    """Open the store, retrying with backoff for up to `wait` seconds if it is unreachable.
+
+    A container may start before its database answers. Configuration errors (bad URL,
+    missing driver) are not retried.
+
+    Raises:
+        ConfigurationError: the URL is wrong.
+        StorageError: the store was still unreachable when `wait` ran out.
+    """
+    deadline = time.monotonic() + wait
+    delay = 0.5
+    while True:
+        try:
+            return storage_from_url(url)
+        except StorageError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            log.warning("storage not reachable (%s); retrying in %.1f s", exc, min(delay, left))
+            sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -219,10 +264,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     server_config, service_config = configs_from_args(args)
     try:
-        storage = storage_from_url(args.storage)
+        storage = open_storage(args.storage, args.storage_wait)
     except (ConfigurationError, StorageError) as exc:
         print(f"ktnchat server: {exc}", file=sys.stderr)
         return 2
+    log.info("storage: %s", storage.describe())
     raise_file_limit(server_config.max_connections + 64)
     server = ChatServer(ChatService(storage, service_config), server_config)
     stop = threading.Event()

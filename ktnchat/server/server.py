@@ -22,6 +22,7 @@ from ktnchat.server.connection import Connection
 from ktnchat.server.ioloop import IOLoop
 from ktnchat.server.worker import StorageWorker
 from ktnchat.service import ChatService, Outcome
+from ktnchat.storage import StorageError
 
 log = logging.getLogger("ktnchat.server")
 
@@ -47,6 +48,10 @@ class ChatServer:
         self._count_lock = threading.Lock()
         self._stopping = False
         self._stopped = threading.Event()
+        self._stop_maintenance = threading.Event()
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="ktnchat-maintenance", daemon=True
+        )
         self.crashed = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -66,6 +71,7 @@ class ChatServer:
             self.worker.start()
         for loop in self.loops:
             loop.start()
+        self._maintenance.start()
         host, port = listener.getsockname()[:2]
         log.info(
             "ktnchat listening on %s:%d (%d I/O thread%s)",
@@ -88,6 +94,7 @@ class ChatServer:
             self._stopped.wait(timeout)
             return
         self._stopping = True
+        self._stop_maintenance.set()
         for loop in self.loops:
             loop.stop()
         for loop in self.loops:
@@ -111,6 +118,20 @@ class ChatServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+    def _maintain(self) -> None:
+        """Apply retention now and then, on the storage worker when the store can block."""
+        while not self._stop_maintenance.wait(self.config.maintenance_interval):
+            if self.worker is not None:
+                self.worker.submit(self._retention)
+            else:
+                self._retention()
+
+    def _retention(self) -> None:
+        try:
+            self.service.apply_retention()
+        except StorageError as exc:
+            log.warning("retention skipped: %s", exc)
 
     # -- accepting -------------------------------------------------------------------------------
 

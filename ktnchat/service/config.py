@@ -22,3 +22,5 @@ class ServiceConfig:
     utc: bool = False
     server_name: str = "server"  # the `sender` of error/info/history responses
     features: Tuple[str, ...] = ()  # advertised in the login info's "features" key
+    retention_messages: int = 0  # keep at most this many messages per room (0: no limit)
+    retention_days: float = 0.0  # forget messages older than this (0: never)

@@ -107,6 +107,22 @@ class ChatService:
         self._leave_chat(session, f"left the chat ({reason})", outcome)
         return outcome
 
+    def apply_retention(self) -> int:
+        """Remove messages past the retention limits; returns how many went.
+
+        Raises:
+            StorageError: the store failed (the caller logs it and tries again later).
+        """
+        keep = self.config.retention_messages or None
+        days = self.config.retention_days
+        if keep is None and not days:
+            return 0
+        older_than = self.clock() - days * 86400.0 if days else None
+        removed = self.storage.prune_messages(keep_per_room=keep, older_than=older_than)
+        if removed:
+            log.info("retention: removed %d old message(s)", removed)
+        return removed
+
     # -- responses --------------------------------------------------------------------
 
     def timestamp(self, when: Optional[float] = None) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -19,6 +19,7 @@ import pymongo  # noqa: E402
 import pymongo.errors  # noqa: E402
 
 from ktnchat.storage.mongodb import CircuitBreaker, MongoStorage, redact  # noqa: E402
+from tests.storage.flaky_mongo import FlakyClient, Outage  # noqa: E402
 
 T0 = 1_700_000_000.0
 
@@ -32,52 +33,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-# -- a MongoDB that can go down ----------------------------------------------------------
-
-
-class Outage:
-    """Shared switch: while `down`, every driver call raises like an unreachable server.
-
-    `only` limits the failure to those method names (e.g. {"insert_one"}).
-    """
-
-    def __init__(self) -> None:
-        self.down = False
-        self.only: Optional[Set[str]] = None
-        self.error: Exception = pymongo.errors.ServerSelectionTimeoutError("no servers found")
-        self.calls: List[str] = []
-
-
-class FlakyObject:
-    def __init__(self, inner: Any, outage: Outage) -> None:
-        self._inner = inner
-        self._outage = outage
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if not callable(attr):
-            return attr
-        outage = self._outage
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            outage.calls.append(name)
-            if outage.down and (outage.only is None or name in outage.only):
-                raise outage.error
-            return attr(*args, **kwargs)
-
-        return call
-
-
-class FlakyDatabase(FlakyObject):
-    def __getitem__(self, name: str) -> FlakyObject:
-        return FlakyObject(self._inner[name], self._outage)
-
-
-class FlakyClient(FlakyObject):
-    def __getitem__(self, name: str) -> FlakyDatabase:
-        return FlakyDatabase(self._inner[name], self._outage)
 
 
 @pytest.fixture
