@@ -11,58 +11,20 @@ Runs an in-process server on a loopback port 0 and compares readers that sent
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import selectors
 import sys
-import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
 
-from tests.helpers import Peer, start_server
+from roomload import measure, median_and_spread
 
-TIME_LIMIT = 120.0
+from tests.helpers import start_server
 
 
 def run(readers: int, messages: int, stream: bool, pace_ms: float) -> float:
     server = start_server(pace_interval=pace_ms / 1000.0)
     try:
-        socks = []
-        for i in range(readers):
-            peer = Peer(server.address, stream=stream)
-            peer.login(f"r{i}")
-            socks.append(peer.sock)
-        sender = Peer(server.address, stream=True)
-        sender.login("sender")
-        marker = b'"content":"m%d"' % (messages - 1)
-        selector = selectors.DefaultSelector()
-        for sock in socks:
-            sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ, bytearray())
-        start = time.perf_counter()
-        payload = b"".join(
-            json.dumps({"request": "msg", "content": f"m{i}"}).encode() for i in range(messages)
-        )
-        sender.sock.sendall(payload)
-        done = 0
-        deadline = time.monotonic() + TIME_LIMIT
-        while done < readers and time.monotonic() < deadline:
-            for key, _ in selector.select(1.0):
-                data = key.fileobj.recv(1 << 20)
-                tail = key.data
-                tail += data
-                if marker in tail:
-                    selector.unregister(key.fileobj)
-                    done += 1
-                else:
-                    del tail[: max(0, len(tail) - 64)]
-        elapsed = time.perf_counter() - start
-        if done < readers:
-            raise SystemExit(f"only {done}/{readers} readers got every message")
-        for sock in socks:
-            sock.close()
-        sender.close()
-        return readers * messages / elapsed
+        return measure(server, readers, messages, stream)
     finally:
         server.shutdown()
 
@@ -79,11 +41,11 @@ def main() -> None:
         ("pacing off for everyone (--pace-ms 0)", False, 0.0),
     ]
     for label, stream, pace in cases:
-        rates = sorted(run(args.readers, args.messages, stream, pace) for _ in range(args.runs))
-        median = rates[len(rates) // 2]
+        rates = [run(args.readers, args.messages, stream, pace) for _ in range(args.runs)]
+        median, low, high = median_and_spread(rates)
         print(
             f"{label:42s} median {median / 1e3:8.1f} k deliveries/s "
-            f"(min {rates[0] / 1e3:.1f} k, max {rates[-1] / 1e3:.1f} k)"
+            f"(min {low / 1e3:.1f} k, max {high / 1e3:.1f} k)"
         )
 
 

@@ -151,6 +151,19 @@ class RequestDecoder:
                 return
         self._splitter.feed(data)
 
+    def next_requests(self, limit: int) -> List[Request]:
+        """Up to `limit` further requests, stopping before any Rejected (left in place)."""
+        taken: List[Request] = []
+        while len(taken) < limit:
+            event = self.next_event()
+            if event is None:
+                break
+            if isinstance(event, Rejected):
+                self._pending.insert(0, event)
+                break
+            taken.append(event)
+        return taken
+
     def next_event(self) -> Optional[RequestEvent]:
         """The next complete event, or None when more data is needed."""
         if self._pending:

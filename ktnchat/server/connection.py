@@ -29,6 +29,7 @@ log = logging.getLogger("ktnchat.server")
 
 RECV_BYTES = 65536
 WAITING_REQUESTS = 64  # decoded requests a busy connection may hold before reading stops
+WORKER_BATCH = 64  # most requests of one connection handled in one storage-worker job
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 
@@ -105,8 +106,11 @@ class Connection:
                 if event.fatal:
                     self.close_after_flush(now, event.message)
                 continue
-            if server.offload(self, event):
+            if server.needs_worker(event):
+                # Hand the worker this request and the ones already decoded behind it:
+                # one thread hand-off for a whole pipelined burst, answered in order.
                 self.busy = True
+                server.offload(self, [event, *decoder.next_requests(WORKER_BATCH - 1)])
                 self.update_interest(self.mask & WRITE != 0)
                 return
             server.deliver(self, server.service.handle(self.session, event))

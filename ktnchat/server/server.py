@@ -208,31 +208,36 @@ class ChatServer:
         if outcome.close and origin is not None:
             origin.close_after_flush(origin.last_request, "closed by the service")
 
-    def offload(self, conn: Connection, request: Request) -> bool:
-        """Send `request` to the storage worker if it may block there; True if sent."""
-        worker = self.worker
-        if worker is None or not self.service.uses_storage(request):
-            return False
+    def needs_worker(self, request: Request) -> bool:
+        """True if `request` may block in the store, so it must not run on an I/O thread."""
+        return self.worker is not None and self.service.uses_storage(request)
+
+    def offload(self, conn: Connection, requests: List[Request]) -> None:
+        """Handle `requests` (in order) on the storage worker, then deliver on conn's loop."""
+        assert self.worker is not None
         session, service = conn.session, self.service
 
         def job() -> None:
-            try:
-                outcome = service.handle(session, request)
-            except Exception:
-                log.exception("%s: %r failed", conn.peer, request.word)
-                outcome = Outcome().reply(service.error("Internal error; request not done"))
-            conn.loop.post(functools.partial(self._finish, conn, outcome))
+            outcomes = []
+            for request in requests:
+                try:
+                    outcomes.append(service.handle(session, request))
+                except Exception:
+                    log.exception("%s: %r failed", conn.peer, request.word)
+                    outcomes.append(
+                        Outcome().reply(service.error("Internal error; request not done"))
+                    )
+            conn.loop.post(functools.partial(self._finish, conn, outcomes))
 
-        worker.submit(job)
-        return True
+        self.worker.submit(job)
 
-    def _finish(self, conn: Connection, outcome: Outcome) -> None:
-        """On the connection's loop: deliver a worker's Outcome and resume the connection."""
-        if conn.closed:
-            self.deliver(None, outcome)  # stored before the sender vanished: others see it
-            return
-        self.deliver(conn, outcome)
-        conn.resume(conn.last_request)
+    def _finish(self, conn: Connection, outcomes: List[Outcome]) -> None:
+        """On the connection's loop: deliver a worker's Outcomes and resume the connection."""
+        for outcome in outcomes:
+            # A sender that vanished meanwhile: what was stored is still broadcast.
+            self.deliver(None if conn.closed else conn, outcome)
+        if not conn.closed:
+            conn.resume(conn.last_request)
 
     def connection_closed(self, conn: Connection, reason: str) -> None:
         """A loop closed `conn`: free its name and tell its room (unless stopping)."""
