@@ -11,9 +11,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from ktnchat.protocol import FrameSplitter, parse_json
 from ktnchat.server import ChatServer, ServerConfig
 from ktnchat.service import ChatService, ServiceConfig
+from ktnchat.service.flood import FloodConfig
 from ktnchat.storage import Storage, storage_from_url
 
 WAIT = 5.0  # seconds: the most any single expectation waits before failing
+NO_FLOOD = ServiceConfig(flood=FloodConfig(enabled=False))
 
 
 def start_server(
@@ -21,8 +23,13 @@ def start_server(
     service_config: Optional[ServiceConfig] = None,
     **server_options: Any,
 ) -> ChatServer:
-    """A started server on 127.0.0.1 with a free port; the caller must shut it down."""
+    """A started server on 127.0.0.1 with a free port; the caller must shut it down.
+
+    Flood control is off unless `service_config` says otherwise: tests about other things
+    send bursts no person would (tests/server/test_moderation_e2e.py turns it on)."""
     config = replace(ServerConfig(host="127.0.0.1", port=0), **server_options)
+    if service_config is None:
+        service_config = NO_FLOOD
     service = ChatService(storage or storage_from_url("memory://"), service_config)
     server = ChatServer(service, config)
     server.start()

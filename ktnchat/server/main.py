@@ -15,6 +15,7 @@ from ktnchat.protocol import HistoryEncoding
 from ktnchat.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from ktnchat.server.server import ChatServer
 from ktnchat.service import ChatService, ServiceConfig
+from ktnchat.service.flood import FloodConfig
 from ktnchat.storage import ConfigurationError, Storage, StorageError, storage_from_url
 
 log = logging.getLogger("ktnchat")
@@ -22,6 +23,7 @@ ENV_PREFIX = "KTNCHAT_"
 
 _server_defaults = ServerConfig()
 _service_defaults = ServiceConfig()
+_flood_defaults = FloodConfig()
 
 
 def _env_default(parser_dest: str, fallback: Any, convert: Callable[[str], Any]) -> Any:
@@ -84,6 +86,45 @@ def build_parser() -> argparse.ArgumentParser:
         float,
         _service_defaults.retention_days,
         "forget messages older than this many days (0: never)",
+    )
+    option("--flood", _flag, True, "flood control on or off", metavar="on|off")
+    option(
+        "--flood-message-rate",
+        float,
+        _flood_defaults.message_rate,
+        "messages (msg, sendto) per second a user may send, sustained",
+    )
+    option(
+        "--flood-message-burst",
+        float,
+        _flood_defaults.message_burst,
+        "messages a user may send at once",
+    )
+    option(
+        "--flood-request-rate",
+        float,
+        _flood_defaults.request_rate,
+        "requests of any kind per second, sustained",
+    )
+    option(
+        "--flood-request-burst",
+        float,
+        _flood_defaults.request_burst,
+        "requests of any kind at once",
+    )
+    option(
+        "--flood-mute-seconds",
+        float,
+        _flood_defaults.mute_seconds,
+        "how long sustained flooding mutes a user (0: never mute)",
+    )
+    option("--max-rooms", int, _service_defaults.max_rooms, "most rooms the server keeps")
+    option(
+        "--admin-secret-file",
+        str,
+        "",
+        "file holding the admin secret (or set KTNCHAT_ADMIN_SECRET; never give the secret "
+        "itself on the command line)",
     )
     option(
         "--storage",
@@ -215,6 +256,15 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         utc=bool(args.utc),
         retention_messages=args.retention_messages,
         retention_days=args.retention_days,
+        max_rooms=args.max_rooms,
+        flood=FloodConfig(
+            enabled=args.flood,
+            message_rate=args.flood_message_rate,
+            message_burst=args.flood_message_burst,
+            request_rate=args.flood_request_rate,
+            request_burst=args.flood_request_burst,
+            mute_seconds=args.flood_mute_seconds,
+        ),
     )
     return server, service
 
@@ -229,6 +279,24 @@ def raise_file_limit(wanted: int) -> None:
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def read_admin_secret(path: str) -> Optional[str]:
+    """The admin secret from `path` (first line) or $KTNCHAT_ADMIN_SECRET; None if neither.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: the secret is shorter than 12 characters.
+    """
+    secret = os.environ.get(ENV_PREFIX + "ADMIN_SECRET", "")
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            secret = handle.readline().strip()
+    if not secret:
+        return None
+    if len(secret) < 12:
+        raise ValueError("the admin secret must be at least 12 characters long")
+    return secret
 
 
 def open_storage(url: str, wait: float, sleep: Callable[[float], None] = time.sleep) -> Storage:
@@ -270,7 +338,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     log.info("storage: %s", storage.describe())
     raise_file_limit(server_config.max_connections + 64)
-    server = ChatServer(ChatService(storage, service_config), server_config)
+    try:
+        secret = read_admin_secret(args.admin_secret_file)
+        service = ChatService(storage, service_config, admin_secret=secret)
+    except (OSError, ValueError, StorageError) as exc:
+        print(f"ktnchat server: {exc}", file=sys.stderr)
+        storage.close()
+        return 2
+    log.info("admin secret: %s", "configured" if secret else "none (no admins)")
+    server = ChatServer(service, server_config)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

@@ -39,9 +39,8 @@ class ChatServer:
         if "stream" not in service.features:
             service.features.append("stream")  # clients may switch pacing off (`stream on`)
         self.loops = [IOLoop(self, index) for index in range(max(1, self.config.io_threads))]
-        self.worker: Optional[StorageWorker] = None
-        if not service.storage.INLINE_SAFE:
-            self.worker = StorageWorker()
+        # Requests that may block (a slow store) or burn CPU (password hashing) run here.
+        self.worker = StorageWorker()
         self._listener: Optional[socket.socket] = None
         self._next_loop = 0
         self._connection_count = 0
@@ -67,8 +66,7 @@ class ChatServer:
         self._listener = listener
         first = self.loops[0]
         first.selector.register(listener, 1, self._accept)
-        if self.worker is not None:
-            self.worker.start()
+        self.worker.start()
         for loop in self.loops:
             loop.start()
         self._maintenance.start()
@@ -100,8 +98,7 @@ class ChatServer:
         for loop in self.loops:
             if loop.thread.is_alive() and loop.thread is not threading.current_thread():
                 loop.thread.join(timeout)
-        if self.worker is not None:
-            self.worker.stop(timeout)
+        self.worker.stop(timeout)
         if self._listener is not None:
             self._listener.close()
         self.service.storage.close()
@@ -122,10 +119,10 @@ class ChatServer:
     def _maintain(self) -> None:
         """Apply retention now and then, on the storage worker when the store can block."""
         while not self._stop_maintenance.wait(self.config.maintenance_interval):
-            if self.worker is not None:
-                self.worker.submit(self._retention)
-            else:
+            if self.service.storage.INLINE_SAFE:
                 self._retention()
+            else:
+                self.worker.submit(self._retention)
 
     def _retention(self) -> None:
         try:
@@ -209,12 +206,11 @@ class ChatServer:
             origin.close_after_flush(origin.last_request, "closed by the service")
 
     def needs_worker(self, request: Request) -> bool:
-        """True if `request` may block in the store, so it must not run on an I/O thread."""
-        return self.worker is not None and self.service.uses_storage(request)
+        """True if `request` may block (a slow store, password hashing): not on I/O threads."""
+        return self.service.needs_worker(request)
 
     def offload(self, conn: Connection, requests: List[Request]) -> None:
         """Handle `requests` (in order) on the storage worker, then deliver on conn's loop."""
-        assert self.worker is not None
         session, service = conn.session, self.service
 
         def job() -> None:

@@ -1,8 +1,10 @@
 # Service limits and presentation choices, with their defaults in one place.
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Tuple
+
+from ktnchat.service.flood import FloodConfig
 
 DEFAULT_ROOM = "lobby"
 
@@ -22,5 +24,9 @@ class ServiceConfig:
     utc: bool = False
     server_name: str = "server"  # the `sender` of error/info/history responses
     features: Tuple[str, ...] = ()  # advertised in the login info's "features" key
+    max_rooms: int = 1_000
+    max_room_name_chars: int = 24
+    max_topic_chars: int = 200
+    flood: FloodConfig = field(default_factory=FloodConfig)
     retention_messages: int = 0  # keep at most this many messages per room (0: no limit)
     retention_days: float = 0.0  # forget messages older than this (0: never)

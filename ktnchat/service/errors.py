@@ -3,6 +3,8 @@
 # every ChatError into an `error` reply at one edge (ChatService.handle), nowhere else.
 from __future__ import annotations
 
+from typing import Any
+
 
 class ChatError(Exception):
     """A request the service refuses; str(error) is sent to the client."""
@@ -39,6 +41,14 @@ class UnknownRequest(ChatError):
 
 class BadContent(ChatError):
     """The content of a request is missing or of the wrong kind."""
+
+
+class FloodRefused(ChatError):
+    """A message refused for flooding; `notices` go to the room's moderators."""
+
+    def __init__(self, text: str, notices: list[Any]) -> None:
+        super().__init__(text)
+        self.notices = notices
 
 
 class StorageUnavailable(ChatError):

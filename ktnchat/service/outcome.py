@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ktnchat.protocol import Response
 from ktnchat.service.session import Session
@@ -21,6 +21,7 @@ class Broadcast:
     # Local members snapshotted when the room's order was fixed; None means "resolve
     # at delivery time". The front-end delivers to exactly these sessions.
     recipients: Optional[List[Session]] = None
+    to_user: Optional[str] = None  # a private message: the user it is for (room is "")
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Outcome:
     broadcasts: List[Broadcast] = field(default_factory=list)
     stream: Optional[bool] = None  # switch this connection's framing mode
     close: bool = False  # close the connection after the replies
+    # Other connections to close (banned users), each told why in a final `error`.
+    disconnect: List[Tuple[Session, str]] = field(default_factory=list)
 
     def reply(self, response: Response) -> Outcome:
         self.replies.append(response)
@@ -40,4 +43,9 @@ class Outcome:
         self, room: str, response: Response, exclude: Optional[Session] = None
     ) -> Outcome:
         self.broadcasts.append(Broadcast(room, response, exclude))
+        return self
+
+    def tell(self, session: Session, response: Response) -> Outcome:
+        """Send `response` to one other session (e.g. the target of a moderator action)."""
+        self.broadcasts.append(Broadcast("", response, recipients=[session]))
         return self

@@ -90,6 +90,11 @@ class Presence:
             names = [s.username for s in members.values() if s.username is not None]
         return sorted(names, key=name_key)
 
+    def sessions(self) -> List[Session]:
+        """Every logged-in session."""
+        with self.lock:
+            return list(self._by_name.values())
+
     def online_count(self) -> int:
         with self.lock:
             return len(self._by_name)

@@ -6,20 +6,43 @@ from __future__ import annotations
 import itertools
 from typing import Any, Optional
 
+from ktnchat.service.flood import FloodGuard
+
 _ids = itertools.count(1)
 
 
 class Session:
     """One client connection as the service sees it."""
 
-    __slots__ = ("closed", "id", "peer", "room", "transport", "username")
+    __slots__ = (
+        "admin",
+        "authenticated",
+        "closed",
+        "flood",
+        "host",
+        "id",
+        "peer",
+        "room",
+        "transport",
+        "username",
+    )
 
-    def __init__(self, peer: str, transport: Any = None) -> None:
+    def __init__(
+        self,
+        peer: str,
+        transport: Any = None,
+        host: str = "",
+        flood: Optional[FloodGuard] = None,
+    ) -> None:
         self.id = next(_ids)
         self.peer = peer
+        self.host = host or peer  # the address bans match (no port)
         self.transport = transport
+        self.flood = flood
         self.username: Optional[str] = None
-        self.room: Optional[str] = None
+        self.room: Optional[str] = None  # the key of the current room
+        self.authenticated = False  # logged in with the account's password
+        self.admin = False  # proved the admin secret
         self.closed = False
 
     @property

@@ -6,11 +6,11 @@ import logging
 import os
 import socket
 import struct
+from dataclasses import replace
 
 import pytest
 
-from ktnchat.service import ServiceConfig
-from tests.helpers import Peer, wait_until
+from tests.helpers import NO_FLOOD, Peer, wait_until
 
 
 @pytest.fixture
@@ -288,7 +288,9 @@ def test_shutdown_tells_clients_and_closes(server_factory) -> None:
 
 
 def test_service_limits_reach_the_wire(server_factory) -> None:
-    server = server_factory(pace_interval=0.0, service_config=ServiceConfig(max_message_chars=5))
+    server = server_factory(
+        pace_interval=0.0, service_config=replace(NO_FLOOD, max_message_chars=5)
+    )
     with Peer(server.address) as alice:
         alice.login("alice")
         alice.send("msg", "toolong")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List
 
@@ -12,7 +13,6 @@ import pytest
 
 from ktnchat.protocol import encode_request
 from ktnchat.server.main import open_storage
-from ktnchat.service import ServiceConfig
 from ktnchat.storage import (
     SCHEMES,
     MemoryStorage,
@@ -21,7 +21,7 @@ from ktnchat.storage import (
     register_scheme,
     storage_from_url,
 )
-from tests.helpers import Peer
+from tests.helpers import NO_FLOOD, Peer
 from tests.processes import ServerProcess
 
 
@@ -54,7 +54,16 @@ def test_kill_9_loses_no_acknowledged_message(tmp_path: Path) -> None:
     """Every message whose echo a client saw is in the store after the server is killed."""
     db = tmp_path / "chat.db"
     server = ServerProcess(
-        "--port", "0", "--storage", sqlite_url(db), "--pace-ms", "0", "--log-level", "INFO"
+        "--port",
+        "0",
+        "--storage",
+        sqlite_url(db),
+        "--pace-ms",
+        "0",
+        "--flood",
+        "off",
+        "--log-level",
+        "INFO",
     )
     acked: Dict[int, str] = {}
     try:
@@ -144,7 +153,7 @@ def test_retention_by_count_and_age() -> None:
     now = [1_000_000.0]
     service = ChatService(
         MemoryStorage(),
-        ServiceConfig(retention_messages=3, retention_days=1.0),
+        replace(NO_FLOOD, retention_messages=3, retention_days=1.0),
         clock=lambda: now[0],
     )
     session = service.open_session("p")

@@ -1,0 +1,255 @@
+# ServiceCore: what every group of handlers shares — configuration, the store, live
+# state (presence, rooms, bans, mutes), response builders, ranks, room moves and audit.
+#
+# Rules:
+# - Handlers return Outcomes; nothing here sends.
+# - Locks: Presence.lock guards names, membership, live rooms, bans and mutes; a per-room
+#   lock orders a room's writes (store a message and snapshot its members together; join
+#   reads history and becomes a member together). Storage is called under a room lock,
+#   never under Presence.lock. Room locks are taken only by handlers marked
+#   `uses_storage` (run on the storage worker when the store can block).
+# - Privileges never rest on a bare name: owner and moderator rights count only for a
+#   session that logged in with its account's password (`authenticated`); admin rights
+#   only for a session that proved the admin secret.
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from ktnchat.protocol import ERROR, HISTORY, INFO, MESSAGE, Response
+from ktnchat.service.commands import ADMIN, MODERATOR, OWNER, USER
+from ktnchat.service.config import ServiceConfig
+from ktnchat.service.errors import ChatError, StorageUnavailable
+from ktnchat.service.flood import AttemptLimiter
+from ktnchat.service.outcome import Broadcast, Outcome
+from ktnchat.service.presence import Presence
+from ktnchat.service.session import Session
+from ktnchat.service.state import BanCache, LiveRoom
+from ktnchat.storage import RoomRecord, Storage, StorageError, StoredMessage, key
+
+log = logging.getLogger("ktnchat.service")
+
+
+class ServiceCore:
+    """Shared state and helpers of the chat service."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        config: Optional[ServiceConfig] = None,
+        clock: Callable[[], float] = time.time,
+        admin_secret: Optional[str] = None,
+    ) -> None:
+        self.storage = storage
+        self.config = config or ServiceConfig()
+        self.clock = clock
+        self.presence = Presence()
+        self._admin_secret = admin_secret or None
+        # Capabilities the front-end offers; advertised in the login info's "features".
+        self.features: List[str] = list(self.config.features)
+        self._room_locks: Dict[str, threading.Lock] = {}
+        self.rooms: Dict[str, LiveRoom] = {}
+        self.flood_mutes: Dict[str, float] = {}  # name key -> muted until (sustained flooding)
+        self.attempts = AttemptLimiter()
+        self.bans = BanCache(storage.list_bans())  # may raise StorageError at start-up
+        self._ensure_default_room()
+
+    def apply_retention(self) -> int:
+        """Remove messages past the retention limits; returns how many went.
+
+        Raises:
+            StorageError: the store failed (the caller logs it and tries again later).
+        """
+        keep = self.config.retention_messages or None
+        days = self.config.retention_days
+        if keep is None and not days:
+            return 0
+        older_than = self.clock() - days * 86400.0 if days else None
+        removed = self.storage.prune_messages(keep_per_room=keep, older_than=older_than)
+        if removed:
+            log.info("retention: removed %d old message(s)", removed)
+        return removed
+
+    # -- responses ------------------------------------------------------------------------
+
+    def timestamp(self, when: Optional[float] = None) -> str:
+        """The wire form of a moment: a string, as seed 001 requires."""
+        moment = self.clock() if when is None else when
+        parts = time.gmtime(moment) if self.config.utc else time.localtime(moment)
+        return time.strftime(self.config.timestamp_format, parts)
+
+    def error(self, text: str) -> Response:
+        return Response(ERROR, text, self.config.server_name, self.timestamp())
+
+    def info(self, text: str, **extra: Any) -> Response:
+        return Response(INFO, text, self.config.server_name, self.timestamp(), extra)
+
+    def message_response(self, message: StoredMessage) -> Response:
+        return Response(
+            MESSAGE,
+            message.text,
+            message.sender,
+            self.timestamp(message.created),
+            {"id": message.id},
+        )
+
+    def history_response(self, messages: List[StoredMessage]) -> Response:
+        entries = tuple(self.message_response(message) for message in messages)
+        return Response(HISTORY, entries, self.config.server_name, self.timestamp())
+
+    def shutdown_notice(self) -> Response:
+        return self.info("Server is shutting down; goodbye", event="shutdown")
+
+    # -- rooms ----------------------------------------------------------------------------
+
+    def _ensure_default_room(self) -> None:
+        name = self.config.default_room
+        if self.storage.get_room(name) is None:
+            self.storage.create_room(RoomRecord(name, None, "", self.clock()))
+        self.live_room(name)
+
+    def room_lock(self, room: str) -> threading.Lock:
+        with self.presence.lock:
+            lock = self._room_locks.get(key(room))
+            if lock is None:
+                lock = self._room_locks[key(room)] = threading.Lock()
+            return lock
+
+    def live_room(self, name: str) -> Optional[LiveRoom]:
+        """The room called `name` (any case), loaded from storage on first use; None if none.
+
+        Raises:
+            StorageError: the room had to be loaded and the store failed.
+        """
+        with self.presence.lock:
+            room = self.rooms.get(key(name))
+        if room is not None:
+            return room
+        record = self.storage.get_room(name)
+        if record is None:
+            return None
+        loaded = LiveRoom.from_record(record, self.storage.moderators(name))
+        with self.presence.lock:
+            return self.rooms.setdefault(loaded.key, loaded)
+
+    def current_room(self, session: Session) -> LiveRoom:
+        """The room the session is in (the default room if somehow none)."""
+        with self.presence.lock:
+            room = self.rooms.get(session.room or key(self.config.default_room))
+        assert room is not None, "a session's room is always loaded"
+        return room
+
+    def is_default(self, room: LiveRoom) -> bool:
+        return room.key == key(self.config.default_room)
+
+    def enter_room(
+        self, session: Session, room: LiveRoom, outcome: Outcome, direct: bool = True
+    ) -> None:
+        """Move `session` into `room`: leave notice to the old room, history to the joiner,
+        join notice to the new room. Reading history and joining happen atomically.
+        `direct`: the joiner is the requester (else its history goes to it by broadcast)."""
+        old_key = session.room
+        if old_key is not None and old_key != room.key:
+            self.leave_room(session, "left the room", outcome)
+        with self.room_lock(room.name):
+            recent = self.storage.recent_messages(room.name, self.config.history_on_login)
+            members = self.presence.members(room.key)
+            self.presence.enter(session, room.key)
+        if direct:
+            outcome.reply(self.history_response(recent))
+        else:
+            outcome.tell(session, self.history_response(recent))
+        if members and len(members) + 1 <= self.config.announce_max_members:
+            where = "the chat" if self.is_default(room) else room.name
+            notice = self.info(
+                f"{session.username} joined {where}",
+                event="join",
+                username=session.username,
+                room=room.name,
+            )
+            outcome.broadcasts.append(Broadcast(room.key, notice, recipients=members))
+
+    def leave_room(self, session: Session, what: str, outcome: Outcome) -> None:
+        """Take `session` out of its room and tell the members left behind.
+
+        No room lock: this runs on I/O threads (logout, disconnect) while the storage
+        worker may hold the room lock in a slow store. A leaver racing a broadcast is
+        skipped by delivery or simply gets the message."""
+        with self.presence.lock:
+            room_key = self.presence.leave(session)
+            if room_key is None:
+                return
+            members = self.presence.members(room_key)
+            room = self.rooms.get(room_key)
+        name = room.name if room is not None else room_key
+        if members and len(members) + 1 <= self.config.announce_max_members:
+            notice = self.info(
+                f"{session.username} {what}", event="leave", username=session.username, room=name
+            )
+            outcome.broadcasts.append(Broadcast(room_key, notice, recipients=members))
+
+    def tell_room(self, room: LiveRoom, text: str, **extra: Any) -> Broadcast:
+        """An info to every member of `room` (whatever its size)."""
+        notice = self.info(text, room=room.name, **extra)
+        return Broadcast(room.key, notice, recipients=self.presence.members(room.key))
+
+    # -- privileges -----------------------------------------------------------------------
+
+    def rank(self, session: Session, room: Optional[LiveRoom] = None) -> int:
+        """The session's role in `room` (its current room by default)."""
+        if session.admin:
+            return ADMIN
+        if not session.authenticated or session.username is None:
+            return USER
+        room = room or self.current_room(session)
+        who = key(session.username)
+        if room.owner is not None and key(room.owner) == who:
+            return OWNER
+        return MODERATOR if who in room.moderators else USER
+
+    def name_rank(self, name: str, room: LiveRoom) -> int:
+        """The role a name holds in `room`, whoever is using it (protects owners and
+        moderators from being kicked or banned by their peers)."""
+        holder = self.presence.holder(name)
+        if holder is not None and holder.admin:
+            return ADMIN
+        who = key(name)
+        if room.owner is not None and key(room.owner) == who:
+            return OWNER
+        return MODERATOR if who in room.moderators else USER
+
+    def admin_secret_matches(self, given: str) -> bool:
+        from ktnchat.service.passwords import secret_matches
+
+        return self._admin_secret is not None and secret_matches(given, self._admin_secret)
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def audit(self, actor: Session, action: str, target: str, room: str, detail: str) -> None:
+        """Log and store a moderator action (the store failing does not undo it)."""
+        log.info(
+            "moderation: %s %s %s in %s %s", actor.username, action, target, room or "-", detail
+        )
+        try:
+            self.storage.append_audit(
+                actor.username or "?", action, target, room, detail, self.clock()
+            )
+        except StorageError as exc:
+            log.warning("moderation log entry not stored: %s", exc)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def stored(what: str, action: Callable[[], Any]) -> Any:
+        """Run a storage call, turning a StorageError into a clear refusal."""
+        try:
+            return action()
+        except StorageError as exc:
+            log.warning("storage error (%s): %s", what, exc)
+            raise StorageUnavailable(what) from exc
+
+    @staticmethod
+    def refuse(text: str) -> ChatError:
+        return ChatError(text)
