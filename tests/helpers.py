@@ -21,6 +21,7 @@ NO_FLOOD = ServiceConfig(flood=FloodConfig(enabled=False))
 def start_server(
     storage: Optional[Storage] = None,
     service_config: Optional[ServiceConfig] = None,
+    admin_secret: Optional[str] = None,
     **server_options: Any,
 ) -> ChatServer:
     """A started server on 127.0.0.1 with a free port; the caller must shut it down.
@@ -30,7 +31,9 @@ def start_server(
     config = replace(ServerConfig(host="127.0.0.1", port=0), **server_options)
     if service_config is None:
         service_config = NO_FLOOD
-    service = ChatService(storage or storage_from_url("memory://"), service_config)
+    service = ChatService(
+        storage or storage_from_url("memory://"), service_config, admin_secret=admin_secret
+    )
     server = ChatServer(service, config)
     server.start()
     return server

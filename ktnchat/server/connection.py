@@ -52,7 +52,13 @@ class Connection:
     )
 
     def __init__(
-        self, sock: socket.socket, peer: str, loop: IOLoop, server: ChatServer, now: float
+        self,
+        sock: socket.socket,
+        peer: str,
+        loop: IOLoop,
+        server: ChatServer,
+        now: float,
+        host: str = "",
     ) -> None:
         config = server.config
         self.sock = sock
@@ -61,7 +67,7 @@ class Connection:
         self.server = server
         self.decoder = RequestDecoder(config.max_frame_bytes, config.max_depth)
         self.outbox = Outbox(config.pace_interval, config.pace_backlog)
-        self.session = server.service.open_session(peer, self)
+        self.session = server.service.open_session(peer, self, host=host)
         self.mask = READ
         self.busy = False  # a request of ours is on the storage worker
         self.closed = False

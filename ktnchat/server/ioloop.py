@@ -78,10 +78,10 @@ class IOLoop:
 
     # -- loop-thread API -------------------------------------------------------------------
 
-    def adopt(self, sock: socket.socket, peer: str) -> None:
+    def adopt(self, sock: socket.socket, peer: str, host: str = "") -> None:
         """Take ownership of an accepted socket (loop thread only)."""
         now = time.monotonic()
-        conn = Connection(sock, peer, self, self.server, now)
+        conn = Connection(sock, peer, self, self.server, now, host)
         self.connections.add(conn)
         try:
             self.selector.register(sock, READ, conn)

@@ -144,6 +144,16 @@ class ChatServer:
                 log.warning("accept failed: %s", exc)
                 return
             peer = _format_peer(address)
+            host = str(address[0]) if isinstance(address, tuple) else peer
+            service = self.service
+            ban = service.bans.server_ban(None, host, service.clock())
+            if ban is not None:
+                log.info("%s: refused: address banned", peer)
+                reason = f": {ban.reason}" if ban.reason else ""
+                _refuse(
+                    sock, self.encode(service.error(f"You are banned from this server{reason}"))
+                )
+                continue
             with self._count_lock:
                 full = self._connection_count >= self.config.max_connections
                 if not full:
@@ -163,9 +173,9 @@ class ChatServer:
             loop = self.loops[self._next_loop]
             self._next_loop = (self._next_loop + 1) % len(self.loops)
             if loop is self.loops[0]:
-                loop.adopt(sock, peer)
+                loop.adopt(sock, peer, host)
             else:
-                loop.post(functools.partial(loop.adopt, sock, peer))
+                loop.post(functools.partial(loop.adopt, sock, peer, host))
 
     # -- delivery --------------------------------------------------------------------------------
 
@@ -202,8 +212,18 @@ class ChatServer:
                     target.send(frames)
                 else:
                     target.loop.post(functools.partial(target.send, frames))
+        for session, reason in outcome.disconnect:
+            target = session.transport
+            if target is not None and not target.closed:
+                target.loop.post(functools.partial(self._disconnect, target, reason))
         if outcome.close and origin is not None:
             origin.close_after_flush(origin.last_request, "closed by the service")
+
+    def _disconnect(self, conn: Connection, reason: str) -> None:
+        """On conn's loop: a final `error`, then close (e.g. a banned user)."""
+        if not conn.closed:
+            conn.send(self.encode(self.service.error(reason)))
+            conn.close_after_flush(conn.last_request, reason)
 
     def needs_worker(self, request: Request) -> bool:
         """True if `request` may block (a slow store, password hashing): not on I/O threads."""
