@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, List, Optional, Union
 
+from ktnchat.protocol.edition2014 import is_2014_request, request_from_2014
 from ktnchat.protocol.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 from ktnchat.protocol.events import (
     CONTENT_KEY,
@@ -93,6 +94,8 @@ def request_from_value(value: Any, *, escaped: bool = True) -> Request:
             'Expected a JSON object like {"request": "login", "content": "alice"}, '
             f"got {_json_type(value)}"
         )
+    if is_2014_request(value):
+        return _scrubbed_2014(request_from_2014(value), escaped)
     word = value.get(REQUEST_KEY)
     if word is None:
         raise RemoteProtocolError('Missing "request" key; send {"request": "help"} for help')
@@ -107,6 +110,12 @@ def request_from_value(value: Any, *, escaped: bool = True) -> Request:
         if isinstance(content, str):
             content = scrub_surrogates(content)
     return Request(word, content)
+
+
+def _scrubbed_2014(request: Request, escaped: bool) -> Request:
+    if escaped and isinstance(request.content, str):
+        return replace(request, content=scrub_surrogates(request.content))
+    return request
 
 
 class RequestDecoder:

@@ -52,6 +52,8 @@ class Request:
 
     word: str
     content: Any = None
+    edition: int = 2017  # 2014 for a request in the 2014 edition's shape
+    alias: Optional[str] = None  # the word as the client sent it, if it was translated
 
     def text(self) -> Optional[str]:
         """The content if it is a string, else None."""

@@ -10,6 +10,8 @@
 # - Text is passed through as received (lone surrogates scrubbed); neutralising control
 #   characters for a terminal is the renderer's job, not this module's.
 # - No sockets, threads or clocks; converting an epoch timestamp uses the local time zone.
+# - ktnchat extension keys stay in `extra`; small helpers (event_name, entered_room,
+#   deleted_ids, is_private, ...) read them and ignore values of the wrong type.
 from __future__ import annotations
 
 import ast
@@ -55,6 +57,9 @@ _NAME_PREFIX = re.compile(r"^[^:\n]{0,60}:\s*")  # "Users: ", "Connected users: 
 _NAME_SPLIT = re.compile(r"[,;\s]+")
 _SIMPLE_NAME = re.compile(r"^[^\s:,;]{1,64}$")
 _NAME_STRIP = "'\"[](){}<>*- \t"
+# Extension keys marking an info as something other than a names answer.
+_NOT_NAMES_KEYS = ("event", "stream", "rooms", "bans", "entries")
+_MAX_DELETED_IDS = 100000
 
 
 class HistoryShape(enum.Enum):
@@ -317,7 +322,7 @@ def _events_from_object(obj: Dict[str, Any], expect_names: bool) -> List[ServerE
                 return [Notice(names_list, ", ".join(names_list), sender, ts, raw_ts, extra)]
             if is_json:
                 return list(history_lines(listed))
-        plain = "event" not in extra and "stream" not in extra
+        plain = not any(key in extra for key in _NOT_NAMES_KEYS)
         if isinstance(content, str) and expect_names and plain:
             names_text = parse_names_text(content)
             return [Notice(names_text, scrub_surrogates(content), sender, ts, raw_ts, extra)]
@@ -611,10 +616,99 @@ def usernames_in(event: ServerEvent) -> Tuple[str, ...]:
     found: List[str] = []
     if event.kind in (KIND_MESSAGE, KIND_HISTORY_ITEM) and event.sender:
         found.append(event.sender)
-    user = event.extra.get("username")
-    if isinstance(user, str) and user:
-        found.append(user)
-    return tuple(name for name in found if _SIMPLE_NAME.match(name) and name.isprintable())
+    for key in ("username", "to", "by"):
+        user = event.extra.get(key)
+        if isinstance(user, str) and user:
+            found.append(user)
+    return tuple(name for name in found if _is_plain_name(name))
+
+
+def _is_plain_name(name: str) -> bool:
+    return bool(_SIMPLE_NAME.match(name)) and name.isprintable()
+
+
+def _extra_of(event: ServerEvent) -> Dict[str, Any]:
+    """The extension keys of an info (ChatLine or Notice); empty for anything else."""
+    if isinstance(event, Notice):
+        return event.extra
+    if isinstance(event, ChatLine) and event.kind == KIND_INFO:
+        return event.extra
+    return {}
+
+
+def event_name(event: ServerEvent) -> Optional[str]:
+    """The ktnchat `event` of an info ("joined", "removed", ...), lower-cased; else None."""
+    name = _extra_of(event).get("event")
+    return name.strip().lower() if isinstance(name, str) and name.strip() else None
+
+
+def _room_key(event: ServerEvent) -> Optional[str]:
+    room = _extra_of(event).get("room")
+    if isinstance(room, str) and _is_plain_name(room.strip()):
+        return room.strip()
+    return None
+
+
+def entered_room(event: ServerEvent) -> Optional[str]:
+    """The room an info says we are in now, else None.
+
+    A `joined` event names it; so does an info without `event` carrying `room` (the login
+    info, a names answer, a topic answer), as those always speak of our current room.
+    """
+    name = event_name(event)
+    if name == "joined" or name is None:
+        return _room_key(event)
+    return None
+
+
+def left_room(event: ServerEvent) -> Optional[str]:
+    """The room a `kicked` info says we were sent out of, else None."""
+    return _room_key(event) if event_name(event) == "kicked" else None
+
+
+def listed_rooms(event: ServerEvent) -> Optional[Tuple[str, ...]]:
+    """The room names of a `rooms` answer's extra list, or None if the info has none."""
+    listing = _extra_of(event).get("rooms")
+    if not isinstance(listing, list):
+        return None
+    names: List[str] = []
+    for item in listing[:100000]:
+        name = item.get("name") if isinstance(item, dict) else item
+        if isinstance(name, str) and _is_plain_name(name.strip()) and name.strip() not in names:
+            names.append(name.strip())
+    return tuple(names)
+
+
+def room_names_in(event: ServerEvent) -> Tuple[str, ...]:
+    """Room names an event reveals (a rooms list, the room of a joined/join/leave info)."""
+    listed = listed_rooms(event)
+    if listed is not None:
+        return listed
+    room = _room_key(event)
+    return (room,) if room is not None else ()
+
+
+def deleted_ids(event: ServerEvent) -> Tuple[int, ...]:
+    """The message ids of a `removed` info (empty for every other event)."""
+    if event_name(event) != "removed":
+        return ()
+    ids = _extra_of(event).get("deleted")
+    if isinstance(ids, int) and not isinstance(ids, bool):
+        ids = [ids]
+    if not isinstance(ids, list):
+        return ()
+    return tuple(
+        i for i in ids[:_MAX_DELETED_IDS] if isinstance(i, int) and not isinstance(i, bool)
+    )
+
+
+def is_private(event: ServerEvent) -> bool:
+    """A ktnchat private message (`"private": true` on a message)."""
+    return (
+        isinstance(event, ChatLine)
+        and event.kind == KIND_MESSAGE
+        and event.extra.get("private") is True
+    )
 
 
 # --- helpers -----------------------------------------------------------------------------

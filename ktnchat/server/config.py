@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ktnchat.protocol import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, HistoryEncoding
+from ktnchat.protocol.edition2014 import BacklogEncoding
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9998
@@ -32,6 +33,7 @@ class ServerConfig:
     pace_backlog: int = 256  # a paced connection this many objects behind starts streaming
     max_object_bytes: int = 1000  # history is split into objects of at most this size
     history_encoding: HistoryEncoding = HistoryEncoding.JSON_STRINGS
+    backlog_encoding: BacklogEncoding = BacklogEncoding.PLAIN  # 2014 clients' login backlog
     login_timeout: float = 0.0  # seconds to log in before being closed (0: no limit)
     idle_timeout: float = 0.0  # seconds without any request before being closed (0: no limit)
     close_linger: float = 5.0  # seconds to flush a final error before closing anyway

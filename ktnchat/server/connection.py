@@ -19,6 +19,7 @@ import socket
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from ktnchat.protocol import Rejected, RequestDecoder
+from ktnchat.protocol.edition2014 import Edition2014Writer
 from ktnchat.server.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class Connection:
         "closed",
         "closing_since",
         "decoder",
+        "edition2014",
         "last_request",
         "loop",
         "mask",
@@ -70,6 +72,7 @@ class Connection:
         self.session = server.service.open_session(peer, self, host=host)
         self.mask = READ
         self.busy = False  # a request of ours is on the storage worker
+        self.edition2014: Optional[Edition2014Writer] = None  # set if it speaks 2014
         self.closed = False
         self.closing_since: Optional[float] = None  # set when closing after a final reply
         self.opened_at = now
@@ -108,10 +111,15 @@ class Connection:
                 break
             if isinstance(event, Rejected):
                 log.info("%s: bad request: %s", self.peer, event.message)
-                self.send(server.encode(server.service.error(event.message)))
+                self.send(server.encode_reply(self, server.service.error(event.message)))
                 if event.fatal:
                     self.close_after_flush(now, event.message)
                 continue
+            if event.edition == 2014 and self.edition2014 is None:
+                self.edition2014 = Edition2014Writer(server.config.backlog_encoding)
+                log.info("%s speaks the 2014 edition", self.peer)
+            if event.alias is not None and self.edition2014 is not None:
+                self.edition2014.names_word = event.alias
             if server.needs_worker(event):
                 # Hand the worker this request and the ones already decoded behind it:
                 # one thread hand-off for a whole pipelined burst, answered in order.

@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, List, Optional
 
 from ktnchat.protocol import HistoryEncoding
+from ktnchat.protocol.edition2014 import BacklogEncoding
 from ktnchat.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from ktnchat.server.server import ChatServer
 from ktnchat.service import ChatService, ServiceConfig
@@ -185,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(HistoryEncoding),
     )
     option(
+        "--backlog-encoding",
+        BacklogEncoding,
+        _server_defaults.backlog_encoding,
+        "how a 2014-edition login answer lists the backlog: plain strings or json strings",
+        choices=list(BacklogEncoding),
+    )
+    option(
         "--history-on-login", int, _service_defaults.history_on_login, "messages replayed at login"
     )
     option(
@@ -244,6 +252,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         pace_backlog=args.pace_backlog,
         max_object_bytes=args.max_object_bytes,
         history_encoding=args.history_encoding,
+        backlog_encoding=args.backlog_encoding,
         login_timeout=args.login_timeout,
         idle_timeout=args.idle_timeout,
     )

@@ -16,7 +16,8 @@ import socket
 import threading
 from typing import List, Optional, Sequence, Tuple
 
-from ktnchat.protocol import Request, Response, encode_response_frames
+from ktnchat.protocol import Request, Response, encode_json, encode_response_frames
+from ktnchat.protocol.edition2014 import broadcast_object
 from ktnchat.server.config import ServerConfig
 from ktnchat.server.connection import Connection
 from ktnchat.server.ioloop import IOLoop
@@ -184,11 +185,24 @@ class ChatServer:
         config = self.config
         return encode_response_frames(response, config.history_encoding, config.max_object_bytes)
 
+    def encode_reply(self, conn: Connection, response: Response) -> List[bytes]:
+        """The wire objects answering `conn` itself, in the edition it speaks."""
+        writer = conn.edition2014
+        if writer is None:
+            return self.encode(response)
+        return [encode_object(obj) for obj in writer.reply_objects(response)]
+
+    def encode_broadcast(self, response: Response, edition: int) -> List[bytes]:
+        if edition == 2017:
+            return self.encode(response)
+        obj = broadcast_object(response)
+        return [] if obj is None else [encode_object(obj)]
+
     def deliver(self, origin: Optional[Connection], outcome: Outcome) -> None:
         """Queue an Outcome's replies to `origin` and its broadcasts to their rooms."""
         if origin is not None and not origin.closed:
             for response in outcome.replies:
-                origin.send(self.encode(response))
+                origin.send(self.encode_reply(origin, response))
             if outcome.stream is not None:
                 if outcome.stream:
                     origin.stream()
@@ -199,6 +213,7 @@ class ChatServer:
         here = threading.get_ident()
         for broadcast in outcome.broadcasts:
             frames = self.encode(broadcast.response)
+            frames_2014: Optional[List[bytes]] = None  # encoded on first 2014 recipient
             recipients = broadcast.recipients
             if recipients is None:
                 recipients = self.service.presence.members(broadcast.room)
@@ -208,10 +223,15 @@ class ChatServer:
                 target = session.transport
                 if target is None or target.closed:
                     continue
+                payload = frames
+                if target.edition2014 is not None:
+                    if frames_2014 is None:
+                        frames_2014 = self.encode_broadcast(broadcast.response, 2014)
+                    payload = frames_2014
                 if target.loop.thread_id == here:
-                    target.send(frames)
+                    target.send(payload)
                 else:
-                    target.loop.post(functools.partial(target.send, frames))
+                    target.loop.post(functools.partial(target.send, payload))
         for session, reason in outcome.disconnect:
             target = session.transport
             if target is not None and not target.closed:
@@ -222,7 +242,7 @@ class ChatServer:
     def _disconnect(self, conn: Connection, reason: str) -> None:
         """On conn's loop: a final `error`, then close (e.g. a banned user)."""
         if not conn.closed:
-            conn.send(self.encode(self.service.error(reason)))
+            conn.send(self.encode_reply(conn, self.service.error(reason)))
             conn.close_after_flush(conn.last_request, reason)
 
     def needs_worker(self, request: Request) -> bool:
@@ -273,6 +293,11 @@ class ChatServer:
 
     def user_count(self) -> int:
         return self.service.presence.online_count()
+
+
+def encode_object(obj: object) -> bytes:
+    """One JSON object as it goes on the wire: ASCII, newline-terminated."""
+    return (encode_json(obj) + "\n").encode("ascii")
 
 
 def _format_peer(address: object) -> str:

@@ -47,7 +47,11 @@ class ChatCommands(ServiceCore):
         if session.username is not None:
             raise AlreadyLoggedIn(session.username)
         typed, password = split_first(request.content)
-        username = validate_username(typed or request.content, self.config.max_username_chars)
+        username = validate_username(
+            typed or request.content,
+            self.config.max_username_chars,
+            underscores=session.edition == 2014,
+        )
         now = self.clock()
         ban = self.bans.server_ban(username, session.host, now)
         if ban is None:

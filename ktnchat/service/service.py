@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
-from ktnchat.protocol import Request
+from ktnchat.protocol import ERROR, Request, Response
 from ktnchat.service.chat import split_first
 from ktnchat.service.commands import ALIASES, COMMANDS, RANK_NAMES, USER
 from ktnchat.service.config import ServiceConfig
@@ -52,8 +52,10 @@ class ChatService(ModerationCommands):
 
     def handle(self, session: Session, request: Request) -> Outcome:
         """Answer one request. Refusals become an `error` reply to the requester."""
+        if request.edition == 2014 and session.edition != 2014:
+            session.edition = 2014
+        word = ALIASES.get(request.word, request.word)
         try:
-            word = ALIASES.get(request.word, request.word)
             command = COMMANDS.get(word)
             if command is None:
                 raise UnknownRequest(request.word)
@@ -79,12 +81,18 @@ class ChatService(ModerationCommands):
             if word != request.word:
                 request = Request(word, request.content)
             return self._handlers[word](session, request)
-        except FloodRefused as refusal:
-            outcome = Outcome().reply(self.error(str(refusal)))
-            outcome.broadcasts.extend(refusal.notices)
-            return outcome
         except ChatError as refusal:
-            return Outcome().reply(self.error(str(refusal)))
+            outcome = Outcome().reply(self.refusal(refusal, word, request))
+            if isinstance(refusal, FloodRefused):
+                outcome.broadcasts.extend(refusal.notices)
+            return outcome
+
+    def refusal(self, refusal: ChatError, word: str, request: Request) -> Response:
+        """The `error` for a refused request: its text, plus machine-readable extras."""
+        extra: Dict[str, Any] = {"code": refusal.code, "request": word}
+        if word == "login":
+            extra["username"] = split_first(request.content)[0] or None
+        return Response(ERROR, str(refusal), self.config.server_name, self.timestamp(), extra)
 
     def needs_worker(self, request: Request) -> bool:
         """True if `request` must not run on an I/O thread: it may call a store that

@@ -18,6 +18,7 @@ class Session:
         "admin",
         "authenticated",
         "closed",
+        "edition",
         "flood",
         "host",
         "id",
@@ -43,6 +44,7 @@ class Session:
         self.room: Optional[str] = None  # the key of the current room
         self.authenticated = False  # logged in with the account's password
         self.admin = False  # proved the admin secret
+        self.edition = 2017  # 2014 once the client spoke the 2014 edition
         self.closed = False
 
     @property
