@@ -145,14 +145,24 @@ class ServiceCore:
         return room.key == key(self.config.default_room)
 
     def enter_room(
-        self, session: Session, room: LiveRoom, outcome: Outcome, direct: bool = True
+        self,
+        session: Session,
+        room: LiveRoom,
+        outcome: Outcome,
+        direct: bool = True,
+        quiet_leave: bool = False,
     ) -> None:
         """Move `session` into `room`: leave notice to the old room, history to the joiner,
         join notice to the new room. Reading history and joining happen atomically.
-        `direct`: the joiner is the requester (else its history goes to it by broadcast)."""
+        `direct`: the joiner is the requester (else its history goes to it by broadcast).
+        `quiet_leave`: tell the old room nothing (it is being deleted)."""
         old_key = session.room
         if old_key is not None and old_key != room.key:
-            self.leave_room(session, "left the room", outcome)
+            if quiet_leave:
+                with self.presence.lock:
+                    self.presence.leave(session)
+            else:
+                self.leave_room(session, "left the room", outcome)
         with self.room_lock(room.name):
             recent = self.storage.recent_messages(room.name, self.config.history_on_login)
             members = self.presence.members(room.key)

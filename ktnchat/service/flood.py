@@ -120,6 +120,11 @@ class FloodGuard:
             self.muted_until = 0.0
         return self.muted_until > 0.0
 
+    def lift_mute(self) -> None:
+        """End a flood mute now (a moderator's `unmute`); strikes start from zero."""
+        self.muted_until = 0.0
+        self._strikes.clear()
+
     def check_request(self, now: float) -> Verdict:
         """Every request, before anything else."""
         if not self.config.enabled:

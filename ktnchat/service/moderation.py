@@ -35,7 +35,7 @@ class ModerationCommands(AccountCommands):
         name, rest = split_first(request.content)
         if not name:
             raise BadContent(f"Name a user: {what}")
-        name = validate_username(name, self.config.max_username_chars)
+        name = validate_username(name, self.config.max_username_chars, underscores=True)
         return name, scrub_controls(rest or "").replace("\n", " ")[:200]
 
     def outrank(self, session: Session, room: LiveRoom, name: str) -> None:
@@ -50,7 +50,10 @@ class ModerationCommands(AccountCommands):
         """Send `target` out of `room`: to the lobby, or out of the chat if this is the lobby."""
         if target.room != room.key:
             return
-        if self.is_default(room):
+        now = self.clock()
+        if self.is_default(room) or self.bans.name_ban(
+            key(self.config.default_room), target.username or "", now
+        ):
             outcome.tell(
                 target,
                 self.info(
@@ -140,9 +143,16 @@ class ModerationCommands(AccountCommands):
     def cmd_unmute(self, session: Session, request: Request) -> Outcome:
         name, _ = self.target(request, "unmute <user>")
         room = self.current_room(session)
+        target = self.presence.holder(name)
         with self.presence.lock:
             was = room.mutes.pop(key(name), None)
-            flood = self.flood_mutes.pop(key(name), None)
+            flood = None
+            if target is not None and target.room == room.key:
+                # A flood mute is lifted by a moderator of the room the flooder is in.
+                flood = self.flood_mutes.pop(key(name), None)
+                if target.flood is not None and target.flood.muted_until:
+                    target.flood.lift_mute()
+                    flood = flood or 1.0
         if was is None and flood is None:
             raise ChatError(f"{name} is not muted in {room.name}")
         outcome = Outcome()
@@ -168,7 +178,20 @@ class ModerationCommands(AccountCommands):
         target = self.presence.holder(name)
         if target is not None:
             why = f"You are banned from {room.name} by {session.username}{_because(reason)}"
-            self.remove_from_room(session, room, target, why, outcome)
+            if self.is_default(room) and target.room != room.key:
+                # A lobby ban is a ban from the chat: out, wherever the user is.
+                outcome.tell(
+                    target,
+                    self.info(
+                        f"{why}; you are logged out",
+                        event="kicked",
+                        room=room.name,
+                        by=session.username,
+                    ),
+                )
+                self.leave_chat(target, f"was banned by {session.username}", outcome)
+            else:
+                self.remove_from_room(session, room, target, why, outcome)
         outcome.broadcasts.append(
             self.tell_room(
                 room,
@@ -183,10 +206,17 @@ class ModerationCommands(AccountCommands):
     def cmd_unban(self, session: Session, request: Request) -> Outcome:
         name, _ = self.target(request, "unban <user>")
         room = self.current_room(session)
-        return self.lift(session, room.key, NAME_BAN, key(name), name, room.name)
+        return self.lift(session, "unban", room.key, NAME_BAN, key(name), name, room.name)
 
     def lift(
-        self, session: Session, scope: str, kind: str, target: str, shown: str, where: str
+        self,
+        session: Session,
+        action: str,
+        scope: str,
+        kind: str,
+        target: str,
+        shown: str,
+        where: str,
     ) -> Outcome:
         removed = self.stored(
             "ban not lifted", lambda: self.storage.remove_ban(scope, kind, target)
@@ -195,7 +225,7 @@ class ModerationCommands(AccountCommands):
             cached = self.bans.remove(scope, kind, target)
         if not removed and cached is None:
             raise ChatError(f"{shown} is not banned from {where}")
-        self.audit(session, "unban", shown, "" if scope == SERVER_WIDE else where, kind)
+        self.audit(session, action, shown, "" if scope == SERVER_WIDE else where, kind)
         return Outcome().reply(self.info(f"Lifted the ban of {shown} from {where}"))
 
     def cmd_gban(self, session: Session, request: Request) -> Outcome:
@@ -217,7 +247,7 @@ class ModerationCommands(AccountCommands):
 
     def cmd_gunban(self, session: Session, request: Request) -> Outcome:
         name, _ = self.target(request, "gunban <user>")
-        return self.lift(session, SERVER_WIDE, NAME_BAN, key(name), name, "the server")
+        return self.lift(session, "gunban", SERVER_WIDE, NAME_BAN, key(name), name, "the server")
 
     def cmd_ipban(self, session: Session, request: Request) -> Outcome:
         address, reason = split_first(request.content)
@@ -241,7 +271,9 @@ class ModerationCommands(AccountCommands):
         address, _ = split_first(request.content)
         if not address:
             raise BadContent("ipunban <address>")
-        return self.lift(session, SERVER_WIDE, ADDRESS_BAN, address, address, "the server")
+        return self.lift(
+            session, "ipunban", SERVER_WIDE, ADDRESS_BAN, address, address, "the server"
+        )
 
     def cmd_bans(self, session: Session, request: Request) -> Outcome:
         room = self.current_room(session)

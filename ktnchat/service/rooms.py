@@ -88,6 +88,9 @@ class RoomCommands(ChatCommands):
         if self.is_default(room):
             raise ChatError(f"You are in {room.name}, which everyone shares; join another room")
         lobby = self.existing_room(self.config.default_room)
+        assert session.username is not None
+        if self.bans.name_ban(lobby.key, session.username, self.clock()):
+            raise ChatError(f"You are banned from {lobby.name}")
         outcome = Outcome().reply(
             self.joined_info(lobby, f"You left {room.name} and are back in {lobby.name}")
         )
@@ -169,7 +172,7 @@ class RoomCommands(ChatCommands):
                 outcome.reply(moved)
             else:
                 outcome.tell(member, moved)
-            self.enter_room(member, lobby, outcome, direct=member is session)
+            self.enter_room(member, lobby, outcome, direct=member is session, quiet_leave=True)
         with self.presence.lock:
             self.rooms.pop(room.key, None)
             self.bans.drop_scope(room.key)
