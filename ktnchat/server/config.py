@@ -19,6 +19,10 @@ class ServerConfig:
     io_threads: int = 1  # selector loops; each owns a share of the connections
     listen_backlog: int = 1024
     max_connections: int = 10_000  # more are refused with an error and closed
+    max_connections_per_address: int = 100  # per client IP (a class behind one NAT fits)
+    # Loopback is exempt by default: local tools and a proxy in front (nginx stream,
+    # HAProxy) all connect from 127.0.0.1.
+    cap_loopback: bool = False
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES  # one request larger than this: error + close
     max_depth: int = DEFAULT_MAX_DEPTH
     max_outbox_bytes: int = 4 * 1024 * 1024  # a client further behind than this is dropped
@@ -34,7 +38,8 @@ class ServerConfig:
     max_object_bytes: int = 1000  # history is split into objects of at most this size
     history_encoding: HistoryEncoding = HistoryEncoding.JSON_STRINGS
     backlog_encoding: BacklogEncoding = BacklogEncoding.PLAIN  # 2014 clients' login backlog
-    login_timeout: float = 0.0  # seconds to log in before being closed (0: no limit)
+    login_timeout: float = 300.0  # seconds to log in before being closed (0: no limit)
+    frame_timeout: float = 30.0  # seconds a half-sent request may wait for its rest (0: no limit)
     idle_timeout: float = 0.0  # seconds without any request before being closed (0: no limit)
     close_linger: float = 5.0  # seconds to flush a final error before closing anyway
     maintenance_interval: float = 60.0  # seconds between retention runs

@@ -47,6 +47,7 @@ class Connection:
         "mask",
         "opened_at",
         "outbox",
+        "partial_since",
         "peer",
         "server",
         "session",
@@ -77,6 +78,7 @@ class Connection:
         self.closing_since: Optional[float] = None  # set when closing after a final reply
         self.opened_at = now
         self.last_request = now
+        self.partial_since: Optional[float] = None  # since when half a request waits
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -95,7 +97,12 @@ class Connection:
             self.loop.close(self, "connection closed")
             return
         self.last_request = now
-        self.decoder.receive_data(data)
+        decoder = self.decoder
+        decoder.receive_data(data)
+        if decoder.buffered == 0:
+            self.partial_since = None
+        elif self.partial_since is None:
+            self.partial_since = now
         if self.busy:
             self.update_interest(self.mask & WRITE != 0)  # hold, and maybe stop reading
         else:

@@ -217,6 +217,20 @@ class IOLoop:
                     )
                 )
                 conn.close_after_flush(now, "login timeout")
+            elif (
+                config.frame_timeout
+                and conn.partial_since is not None
+                and now - conn.partial_since > config.frame_timeout
+            ):
+                conn.send(
+                    self.server.encode_reply(
+                        conn,
+                        self.server.service.error(
+                            f"Request incomplete for {config.frame_timeout:g} seconds; closing"
+                        ),
+                    )
+                )
+                conn.close_after_flush(now, "request incomplete too long")
             elif config.idle_timeout and now - conn.last_request > config.idle_timeout:
                 conn.send(
                     self.server.encode(

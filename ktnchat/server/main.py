@@ -141,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
         "connections beyond this are refused with an error",
     )
     option(
+        "--max-connections-per-address",
+        int,
+        _server_defaults.max_connections_per_address,
+        "connections one client address may hold (0: no limit; loopback is exempt)",
+    )
+    option(
+        "--frame-timeout",
+        float,
+        _server_defaults.frame_timeout,
+        "seconds half a request may wait for the rest before the connection is closed "
+        "(0: no limit)",
+    )
+    option(
         "--max-frame-bytes",
         int,
         _server_defaults.max_frame_bytes,
@@ -245,6 +258,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         port=args.port,
         io_threads=args.io_threads,
         max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
+        frame_timeout=args.frame_timeout,
         max_frame_bytes=args.max_frame_bytes,
         max_outbox_bytes=args.max_outbox_bytes,
         send_buffer_bytes=args.send_buffer_bytes,

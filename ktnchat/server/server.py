@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import socket
 import threading
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ktnchat.protocol import Request, Response, encode_json, encode_response_frames
 from ktnchat.protocol.edition2014 import broadcast_object
@@ -45,6 +46,7 @@ class ChatServer:
         self._listener: Optional[socket.socket] = None
         self._next_loop = 0
         self._connection_count = 0
+        self._per_address: Dict[str, int] = {}
         self._count_lock = threading.Lock()
         self._stopping = False
         self._stopped = threading.Event()
@@ -155,20 +157,10 @@ class ChatServer:
                     sock, self.encode(service.error(f"You are banned from this server{reason}"))
                 )
                 continue
-            with self._count_lock:
-                full = self._connection_count >= self.config.max_connections
-                if not full:
-                    self._connection_count += 1
-            if full:
-                log.warning(
-                    "%s: refused: %d connections already", peer, self.config.max_connections
-                )
-                _refuse(
-                    sock,
-                    self.encode(
-                        self.service.error("Server full: too many connections; try again later")
-                    ),
-                )
+            refusal = self._admit(host)
+            if refusal is not None:
+                log.warning("%s: refused: %s", peer, refusal)
+                _refuse(sock, self.encode(service.error(refusal)))
                 continue
             _tune(sock, self.config.send_buffer_bytes)
             loop = self.loops[self._next_loop]
@@ -275,10 +267,34 @@ class ChatServer:
         if not conn.closed:
             conn.resume(conn.last_request)
 
+    def _admit(self, host: str) -> Optional[str]:
+        """Count a new connection from `host`; the refusal text if a cap is reached."""
+        config = self.config
+        with self._count_lock:
+            if self._connection_count >= config.max_connections:
+                return "Server full: too many connections; try again later"
+            capped = config.max_connections_per_address > 0 and (
+                config.cap_loopback or not _is_loopback(host)
+            )
+            if capped and self._per_address.get(host, 0) >= config.max_connections_per_address:
+                return (
+                    f"Too many connections from your address (the limit is "
+                    f"{config.max_connections_per_address}); close some and try again"
+                )
+            self._connection_count += 1
+            self._per_address[host] = self._per_address.get(host, 0) + 1
+            return None
+
     def connection_closed(self, conn: Connection, reason: str) -> None:
         """A loop closed `conn`: free its name and tell its room (unless stopping)."""
+        host = conn.session.host
         with self._count_lock:
             self._connection_count -= 1
+            left = self._per_address.get(host, 1) - 1
+            if left > 0:
+                self._per_address[host] = left
+            else:
+                self._per_address.pop(host, None)
         outcome = self.service.close_session(conn.session, reason)
         if not self._stopping:
             self.deliver(None, outcome)
@@ -298,6 +314,13 @@ class ChatServer:
 def encode_object(obj: object) -> bytes:
     """One JSON object as it goes on the wire: ASCII, newline-terminated."""
     return (encode_json(obj) + "\n").encode("ascii")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _format_peer(address: object) -> str:

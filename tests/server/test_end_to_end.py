@@ -304,3 +304,38 @@ def test_no_file_descriptors_leak(fast) -> None:
             peer.login(f"leak{i}")
     wait_until(lambda: fast.connection_count() == 0)
     wait_until(lambda: len(os.listdir("/proc/self/fd")) <= before)
+
+
+def test_per_address_cap_refuses_with_a_clear_error(server_factory) -> None:
+    server = server_factory(pace_interval=0.0, max_connections_per_address=2, cap_loopback=True)
+    with Peer(server.address) as one, Peer(server.address) as two:
+        one.login("one")
+        two.login("two")
+        with Peer(server.address) as three:
+            assert (
+                "Too many connections from your address"
+                in (three.expect_response("error")["content"])
+            )
+            three.wait_eof()
+        two.close()
+        wait_until(lambda: server.connection_count() == 1)
+        with Peer(server.address) as again:  # a freed slot can be used again
+            again.login("again")
+
+
+def test_loopback_is_exempt_from_the_per_address_cap_by_default(server_factory) -> None:
+    server = server_factory(pace_interval=0.0, max_connections_per_address=1)
+    with Peer(server.address) as one, Peer(server.address) as two:
+        one.login("one")
+        two.login("two")
+
+
+def test_a_request_left_half_sent_is_closed_after_the_frame_timeout(server_factory) -> None:
+    server = server_factory(pace_interval=0.0, frame_timeout=0.3)
+    with Peer(server.address) as slow, Peer(server.address) as fine:
+        fine.login("fine")
+        slow.send_raw(b'{"request": "login", "con')  # ...and never the rest
+        assert "incomplete" in slow.expect_response("error")["content"]
+        slow.wait_eof()
+        fine.send("msg", "unaffected")
+        fine.expect_response("message", content="unaffected")
