@@ -4,6 +4,8 @@
 # - A daemon thread reads stdin and queues its lines; the main thread handles lines and
 #   server events in arrival order, so output never interleaves.
 # - Every output line is flushed at once. No colours in line mode.
+# - Typed lines are never echoed, so a password (register, password, admin, login NAME
+#   PASSWORD) never reaches the output.
 # - At EOF of stdin: wait for pending output until nothing arrived for QUIET_SECONDS or
 #   DRAIN_SECONDS passed, then close and return (0, unless the connection was lost).
 from __future__ import annotations

@@ -10,18 +10,33 @@
 # - When the session is over, `exit_code` is set: 0 after quit or when the server closed
 #   after our logout, 1 for a lost connection (after the bounded reconnect attempts).
 # - Reconnect waits (backoff) use an Event, so `stop()` cuts them short.
+# - It remembers what the server revealed: usernames, room names, the current room (from
+#   `joined` infos and any info naming our room; cleared by logout, a kick out of it or a
+#   lost connection) and the last RECENT_MESSAGES messages with ids (so a removal can say
+#   what was removed). Each event is rendered first, then remembered.
+# - Lines marked secret (passwords) are sent and never echoed.
 from __future__ import annotations
 
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Set
+from typing import Callable, List, Optional, Set
 
 from ktnchat.client.commands import Quit, Send, Usage, parse_command
 from ktnchat.client.connection import ClientEvent, Connection, ConnectionLost
-from ktnchat.client.render import Rendered, render_event, render_local
-from ktnchat.protocol.lenient import features_of, is_stream_ack, usernames_in
+from ktnchat.client.render import RecentMessages, Rendered, render_event, render_local
+from ktnchat.protocol.lenient import (
+    ServerEvent,
+    deleted_ids,
+    entered_room,
+    features_of,
+    is_stream_ack,
+    left_room,
+    listed_rooms,
+    room_names_in,
+    usernames_in,
+)
 
 RECONNECT_ATTEMPTS = 5
 RECONNECT_FIRST_DELAY = 0.5
@@ -37,7 +52,7 @@ class Incoming:
 
 
 class ClientSession:
-    """Client state: the connection, login name, features, usernames seen."""
+    """Client state: the connection, login name, features, usernames and rooms seen."""
 
     def __init__(
         self,
@@ -52,6 +67,9 @@ class ClientSession:
         self.port = port
         self.inbox: queue.Queue[object] = queue.Queue()
         self.usernames: Set[str] = set()
+        self.rooms: Set[str] = set()  # room names seen (for completion)
+        self.room: Optional[str] = None  # the current room, when the server said it
+        self.recent = RecentMessages()
         self.exit_code: Optional[int] = None
         self.last_received = time.monotonic()
         self._output = output
@@ -64,6 +82,12 @@ class ClientSession:
         self._login: Optional[str] = None  # content of the last login sent
         self._logout_sent = False
         self._stream_sent = False
+
+    def known_names(self, *, rooms: bool = False) -> List[str]:
+        """A sorted copy of the usernames (or room names) seen, safe from any thread."""
+        with self._lock:
+            names = list(self.rooms if rooms else self.usernames)
+        return sorted(names, key=lambda name: (name.lower(), name))
 
     # --- connection ------------------------------------------------------------------
 
@@ -116,6 +140,7 @@ class ClientSession:
             self._logout_sent = False
         elif command.word == "logout":
             self._logout_sent = True
+            self.room = None
         if command.hint:
             self._output(render_local(command.hint))
         self._send(command.word, command.content)
@@ -149,12 +174,33 @@ class ClientSession:
             self.usernames.update(usernames_in(event))
             if is_stream_ack(event):
                 return
-            self._output(render_event(event, show_ids=self._show_ids))
+            self._output(
+                render_event(event, show_ids=self._show_ids, room=self.room, recent=self.recent)
+            )
+            self._remember(event)
             if "stream" in features_of(event) and not self._stream_sent:
                 self._stream_sent = True
                 self._send("stream", "on")
 
+    def _remember(self, event: ServerEvent) -> None:
+        """Track rooms and messages after `event` was shown."""
+        listed = listed_rooms(event)
+        if listed is not None:
+            self.rooms = set(listed)
+        else:
+            self.rooms.update(room_names_in(event))
+        left = left_room(event)
+        if left is not None and self.room is not None and left.lower() == self.room.lower():
+            self.room = None
+        entered = entered_room(event)
+        if entered is not None:
+            self.room = entered
+            self.rooms.add(entered)
+        self.recent.forget(deleted_ids(event))
+        self.recent.remember(event)
+
     def _lost(self, lost: ConnectionLost) -> None:
+        self.room = None
         if self._conn is not None:
             self._conn.close(0.0)
             self._conn = None

@@ -6,7 +6,12 @@
 # - The main thread runs the prompt; a dispatcher thread takes events from the session's
 #   inbox and prints them above the prompt through patch_stdout(raw=True), so our own
 #   ANSI colour codes pass while received text (already neutralised) cannot add any.
-# - Completion: command words for the first word, usernames seen for later words.
+# - Completion: command words for the first word; room names seen after `join` and
+#   `deleteroom`; usernames seen for any other later word (so after sendto, kick, mute,
+#   ban, mod, purge, ... and in chat text).
+# - The prompt shows the current room ("[games]> ") and is redrawn when it changes.
+# - Lines carrying a password (commands.is_secret_line) never enter the prompt history, and
+#   the password part is shown as "*" while it is typed (and after).
 # - Ctrl-D or `quit` leaves; Ctrl-C clears the line. A finished session (lost connection)
 #   ends the prompt from the dispatcher thread.
 from __future__ import annotations
@@ -15,12 +20,15 @@ import queue
 import threading
 from typing import Any, Iterator
 
-from ktnchat.client.commands import COMMAND_WORDS
-from ktnchat.client.render import Rendered
+from ktnchat.client.commands import COMMAND_WORDS, is_secret_line, secret_start
+from ktnchat.client.render import Rendered, neutralise
 from ktnchat.client.session import ClientSession
 
 _COLOURS = {
     "message": "",
+    "private": "\x1b[35m",
+    "room": "\x1b[1;36m",
+    "removed": "\x1b[2;33m",
     "history": "\x1b[2m",
     "info": "\x1b[36m",
     "notice": "\x1b[36m",
@@ -32,6 +40,8 @@ _COLOURS = {
 }
 _RESET = "\x1b[0m"
 _POLL_SECONDS = 0.2
+_ROOM_WORDS = frozenset({"join", "deleteroom"})
+_MAX_PROMPT_ROOM = 24
 
 
 def available() -> bool:
@@ -69,11 +79,59 @@ def _make_completer(session: ClientSession) -> Any:
                     if command.startswith(word.lower()):
                         yield Completion(command, start_position=-len(word))
                 return
-            for name in sorted(session.usernames):
+            words = before.split()
+            first = words[0].lower().lstrip("/")
+            second = len(words) == 1 or (len(words) == 2 and not before[-1].isspace())
+            rooms = second and first in _ROOM_WORDS
+            for name in session.known_names(rooms=rooms):
                 if name.lower().startswith(word.lower()):
                     yield Completion(name, start_position=-len(word))
 
     return ChatCompleter()
+
+
+def _make_history() -> Any:
+    """An in-memory prompt history that never keeps a line carrying a password."""
+    from prompt_toolkit.history import InMemoryHistory
+
+    class NoSecretsHistory(InMemoryHistory):
+        def append_string(self, string: str) -> None:
+            if not is_secret_line(string):
+                super().append_string(string)
+
+    return NoSecretsHistory()
+
+
+def _make_masker() -> Any:
+    """An input processor showing the secret part of a line (commands.secret_start) as "*"."""
+    from prompt_toolkit.layout.processors import Processor, Transformation
+    from prompt_toolkit.layout.utils import explode_text_fragments
+
+    class MaskSecrets(Processor):
+        def apply_transformation(self, transformation_input: Any) -> Any:
+            start = secret_start(transformation_input.document.text)
+            if start is None or transformation_input.lineno != 0:
+                return Transformation(transformation_input.fragments)
+            fragments = explode_text_fragments(transformation_input.fragments)
+            return Transformation(
+                [
+                    (style, "*" if index >= start and text else text, *rest)
+                    for index, (style, text, *rest) in enumerate(fragments)
+                ]
+            )
+
+    return MaskSecrets()
+
+
+def prompt_text(session: ClientSession) -> str:
+    """The prompt: "[room]> " when the current room is known, else "> "."""
+    room = session.room
+    if not room:
+        return "> "
+    shown = neutralise(room, multiline=False)
+    if len(shown) > _MAX_PROMPT_ROOM:
+        shown = shown[: _MAX_PROMPT_ROOM - 1] + "…"
+    return f"[{shown}]> "
 
 
 def _exit_app(app: Any) -> None:
@@ -85,11 +143,13 @@ def _exit_app(app: Any) -> None:
 def run_tty(session: ClientSession) -> int:
     """Run a connected session at the terminal until quit or the session ends."""
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import InMemoryHistory
     from prompt_toolkit.patch_stdout import patch_stdout
 
     prompt: Any = PromptSession(
-        history=InMemoryHistory(), completer=_make_completer(session), complete_while_typing=False
+        history=_make_history(),
+        completer=_make_completer(session),
+        complete_while_typing=False,
+        input_processors=[_make_masker()],
     )
     done = threading.Event()
 
@@ -105,7 +165,10 @@ def run_tty(session: ClientSession) -> int:
             except queue.Empty:
                 item = None
             if item is not None:
+                room = session.room
                 session.handle_item(item)
+                if session.room != room:
+                    prompt.app.invalidate()  # thread-safe: redraws the prompt's room
             if session.exit_code is not None:
                 end_prompt()
 
@@ -115,7 +178,7 @@ def run_tty(session: ClientSession) -> int:
         try:
             while session.exit_code is None:  # one iteration per typed line
                 try:
-                    line = prompt.prompt("> ")
+                    line = prompt.prompt(lambda: prompt_text(session))
                 except KeyboardInterrupt:
                     continue
                 except EOFError:

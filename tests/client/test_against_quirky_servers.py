@@ -462,6 +462,101 @@ def test_stream_never_sent_unless_advertised(run: Any, login_reply: bytes) -> No
     assert [r["request"] for r in server.requests()] == ["login", "names"]
 
 
+# --- ktnchat extensions: rooms, private messages, removals, passwords ---------------------
+
+KTN_LOBBY_LOGIN = resp(
+    "info", "Login successful", username="alice", server="ktnchat/0.2", features=[], room="lobby"
+)
+
+
+def test_join_sends_exact_json_and_shows_the_room(run: Any) -> None:
+    joined = resp("info", "You joined games", event="joined", room="games", topic="chess")
+    history = resp("history", [json.dumps({**M2, "id": 5})])
+    server, client = run({"login": [KTN_LOBBY_LOGIN], "join": [joined, history]}, "--show-ids")
+    client.type("login alice")
+    client.wait_line("12:00:00 * Login successful")
+    client.type("join games")
+    assert server.wait_frames(2)[1] == b'{"request":"join","content":"games"}'
+    client.wait_lines(
+        [
+            "12:00:00 * [games] You joined games (topic: chess)",
+            "12:34:56 [games] [history] #5 bob: yo",
+        ]
+    )
+    client.type("leave me alone")
+    assert server.wait_frames(3)[2] == b'{"request":"msg","content":"leave me alone"}'
+    client.end_input()
+    assert client.wait_exit() == 0
+
+
+def test_private_message_is_shown_as_private(run: Any) -> None:
+    echo = resp("message", "psst", "alice", "12:34:56", private=True, to="bob")
+    server, client = run({"login": [LOGIN_OK], "sendto": [echo]})
+    client.type("login alice")
+    client.wait_line("12:00:00 * Login successful")
+    client.type("sendto bob psst")
+    assert server.wait_frames(2)[1] == b'{"request":"sendto","content":"bob psst"}'
+    client.wait_line("12:34:56 [private] alice -> bob: psst")
+    client.end_input()
+    assert client.wait_exit() == 0
+
+
+def test_removed_message_is_shown_as_removed(run: Any) -> None:
+    spam = resp("message", "buy cheap watches now, very cheap", "mallory", "12:34:56", id=42)
+    removed = resp(
+        "info",
+        "A message from mallory was removed by carol",
+        "server",
+        "12:35:00",
+        room="lobby",
+        event="removed",
+        deleted=[42],
+        by="carol",
+    )
+    server, client = run({"login": [LOGIN_OK, spam], "remove": [removed, removed]})
+    client.type("login alice")
+    client.wait_line("12:34:56 mallory: buy cheap watches now, very cheap")
+    client.type("remove 42")
+    assert server.wait_frames(2)[1] == b'{"request":"remove","content":"42"}'
+    client.wait_lines(
+        [
+            '12:35:00 * message #42 (mallory: "buy cheap watches now, very…") was removed by carol',
+            "12:35:00 * message #42 was removed by carol",
+        ]
+    )
+    client.end_input()
+    assert client.wait_exit() == 0
+
+
+def test_password_lines_are_sent_but_never_echoed(run: Any) -> None:
+    server, client = run(
+        {
+            "login": [LOGIN_OK],
+            "register": [resp("info", "alice is registered", event="registered")],
+            "admin": [resp("error", "Wrong admin secret")],
+        }
+    )
+    client.type("login alice")
+    client.wait_line("12:00:00 * Login successful")
+    for line in (
+        "register s3cret-pass-1",
+        "password s3cret-pass-1 s3cret-pass-2",
+        "admin s3cret-admin-3",
+        "login alice s3cret-pass-2",
+    ):
+        client.type(line)
+    client.wait_lines(["12:00:00 * alice is registered", "12:00:00 ! error: Wrong admin secret"])
+    assert [json.loads(f) for f in server.wait_frames(5)][1:] == [
+        {"request": "register", "content": "s3cret-pass-1"},
+        {"request": "password", "content": "s3cret-pass-1 s3cret-pass-2"},
+        {"request": "admin", "content": "s3cret-admin-3"},
+        {"request": "login", "content": "alice s3cret-pass-2"},
+    ]
+    client.end_input()
+    assert client.wait_exit() == 0
+    assert b"s3cret" not in client.raw and b"s3cret" not in client.stderr
+
+
 # --- connection endings ------------------------------------------------------------------
 
 

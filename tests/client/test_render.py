@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from ktnchat.client.render import Rendered, neutralise, render_event, render_local
+from ktnchat.client.render import (
+    RecentMessages,
+    Rendered,
+    neutralise,
+    render_event,
+    render_local,
+)
 from ktnchat.protocol.lenient import ChatLine, Notice, Unreadable
 
 
@@ -96,3 +102,111 @@ def test_neutralise_single_line() -> None:
 
 def test_render_local() -> None:
     assert render_local("connection lost", "warning") == Rendered("-- connection lost", "warning")
+
+
+# --- ktnchat extensions ------------------------------------------------------------------
+
+
+def info(text: str, **extra: object) -> ChatLine:
+    return ChatLine("info", "server", text, "12:35", extra=dict(extra))
+
+
+def test_private_message() -> None:
+    line = ChatLine("message", "alice", "psst", "12:34", extra={"private": True, "to": "bob"})
+    assert render_event(line) == Rendered("12:34 [private] alice -> bob: psst", "private")
+    hostile = ChatLine("message", "a", "x", extra={"private": True, "to": "b\x1b[2J"})
+    assert render_event(hostile).text == "[private] a -> b^[[2J: x"
+    not_private = ChatLine("message", "a", "x", extra={"private": "yes", "to": "b"})
+    assert render_event(not_private) == Rendered("a: x", "message")
+
+
+def test_removed_with_a_remembered_message() -> None:
+    recent = RecentMessages()
+    recent.remember(ChatLine("message", "alice", "first words of a rather long message", msg_id=42))
+    removed = info(
+        "A message from alice was removed by carol",
+        event="removed",
+        deleted=[42],
+        by="carol",
+        room="lobby",
+    )
+    assert render_event(removed, recent=recent) == Rendered(
+        '12:35 * message #42 (alice: "first words of a rather long…") was removed by carol',
+        "removed",
+    )
+
+
+def test_removed_without_a_remembered_message() -> None:
+    removed = info(
+        "A message from alice was removed by carol", event="removed", deleted=[42], by="carol"
+    )
+    expected = Rendered("12:35 * message #42 was removed by carol", "removed")
+    assert render_event(removed) == expected
+    assert render_event(removed, recent=RecentMessages()) == expected
+
+
+def test_removed_many_some_remembered() -> None:
+    recent = RecentMessages()
+    recent.remember(ChatLine("history_item", "mallory", "spam\nspam", msg_id=2))
+    purge = info(
+        "3 message(s) from mallory were removed by carol",
+        event="removed",
+        deleted=[1, 2, 3],
+        by="carol",
+    )
+    assert render_event(purge, recent=recent).text == (
+        '12:35 * message #2 (mallory: "spam spam") was removed by carol\n'
+        "12:35 * and 2 other message(s) were removed by carol"
+    )
+    assert render_event(purge).text == "12:35 * 3 message(s) from mallory were removed by carol"
+
+
+def test_recent_messages_is_bounded_and_skips_private_and_idless() -> None:
+    recent = RecentMessages(limit=3)
+    for msg_id in range(5):
+        recent.remember(ChatLine("message", "a", f"m{msg_id}", msg_id=msg_id))
+    assert len(recent) == 3
+    assert recent.get(1) is None and recent.get(4) == ("a", "m4")
+    recent.remember(ChatLine("message", "a", "p", msg_id=9, extra={"private": True}))
+    recent.remember(ChatLine("message", "a", "no id"))
+    recent.remember(ChatLine("info", "server", "i", msg_id=8))
+    assert len(recent) == 3 and recent.get(9) is None and recent.get(8) is None
+    recent.forget((4, 99))
+    assert recent.get(4) is None
+
+
+def test_joined_and_room_events_name_the_room() -> None:
+    joined = info("You joined games", event="joined", room="games", topic="chess", owner="al")
+    assert render_event(joined) == Rendered(
+        "12:35 * [games] You joined games (topic: chess)", "room"
+    )
+    same = info("You created games: chess", event="joined", room="games", topic="chess")
+    assert render_event(same).text == "12:35 * [games] You created games: chess"
+    join = info("bob joined games", event="join", username="bob", room="games")
+    assert render_event(join) == Rendered("12:35 * [games] bob joined games", "info")
+    kicked = info("You were kicked", event="kicked", room="games", by="carol")
+    assert render_event(kicked) == Rendered("12:35 * [games] You were kicked", "warning")
+    registered = info("alice is registered", event="registered", username="alice")
+    assert render_event(registered) == Rendered("12:35 * alice is registered", "info")
+
+
+def test_history_names_the_current_room() -> None:
+    line = ChatLine("history_item", "bob", "old", "12:00", msg_id=3)
+    assert render_event(line, room="games").text == "12:00 [games] [history] bob: old"
+    assert render_event(line, room="games", show_ids=True).text == (
+        "12:00 [games] [history] #3 bob: old"
+    )
+    assert render_event(line).text == "12:00 [history] bob: old"
+
+
+def test_rooms_list() -> None:
+    rooms = info(
+        "Rooms:\nlobby (2)\ngames (1) - chess",
+        rooms=[
+            {"name": "lobby", "members": 2, "topic": "", "owner": None},
+            {"name": "games", "members": 1, "topic": "chess", "owner": "al"},
+        ],
+    )
+    assert render_event(rooms) == Rendered(
+        "12:35 * Rooms:\n        lobby (2)\n        games (1) - chess", "room"
+    )

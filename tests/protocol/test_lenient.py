@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import datetime
-from typing import Any, List, NamedTuple, Sequence
+from typing import Any, Dict, List, NamedTuple, Sequence
 
 import pytest
 
@@ -16,13 +16,20 @@ from ktnchat.protocol.lenient import (
     ServerEvent,
     ServerStreamDecoder,
     Unreadable,
+    deleted_ids,
     display_timestamp,
+    entered_room,
+    event_name,
     events_from_value,
     features_of,
     history_encoding,
     history_shape_of_session,
+    is_private,
     is_stream_ack,
+    left_room,
+    listed_rooms,
     parse_names_text,
+    room_names_in,
     sender_text,
     usernames_in,
 )
@@ -511,3 +518,67 @@ def test_never_raises_on_random_bytes() -> None:
 def test_usernames_with_control_characters_are_not_offered() -> None:
     assert usernames_in(ChatLine("message", "ev\x1bil", "hi")) == ()
     assert usernames_in(Notice(("ok", "b\x07ad"), "")) == ("ok",)
+
+
+# --- ktnchat extension helpers -----------------------------------------------------------
+
+
+def ext_info(**extra: Any) -> ServerEvent:
+    [event] = events_from_value({"response": "info", "content": "x", **extra})
+    return event
+
+
+def test_event_and_room_helpers() -> None:
+    joined = ext_info(event="Joined", room="games", topic="", owner=None)
+    assert event_name(joined) == "joined"
+    assert entered_room(joined) == "games" and left_room(joined) is None
+    assert room_names_in(joined) == ("games",)
+    login = ext_info(username="al", room="lobby", features=["stream"])
+    assert event_name(login) is None and entered_room(login) == "lobby"
+    join = ext_info(event="join", username="bob", room="games")
+    assert entered_room(join) is None and room_names_in(join) == ("games",)
+    kicked = ext_info(event="kicked", room="games", by="carol")
+    assert left_room(kicked) == "games" and entered_room(kicked) is None
+    assert entered_room(ext_info(event="joined", room="two words")) is None
+    assert entered_room(ext_info(event="joined", room=7)) is None
+    assert event_name(ChatLine("message", "a", "b", extra={"event": "joined"})) is None
+    names = events_from_value(
+        {"response": "info", "content": "Users in den: a", "names": ["a"], "room": "den"}
+    )[0]
+    assert isinstance(names, Notice) and entered_room(names) == "den"
+
+
+def test_listed_rooms() -> None:
+    listing = [{"name": "lobby", "members": 2}, {"name": " games "}, {"name": 3}, "den", None]
+    rooms = ext_info(rooms=listing)
+    assert listed_rooms(rooms) == ("lobby", "games", "den")
+    assert room_names_in(rooms) == ("lobby", "games", "den")
+    assert listed_rooms(ext_info(rooms="lobby")) is None
+    assert listed_rooms(ext_info()) is None
+
+
+def test_deleted_ids() -> None:
+    assert deleted_ids(ext_info(event="removed", deleted=[42, "7", True, 8])) == (42, 8)
+    assert deleted_ids(ext_info(event="removed", deleted=5)) == (5,)
+    assert deleted_ids(ext_info(event="removed", deleted="5")) == ()
+    assert deleted_ids(ext_info(event="topic", deleted=[1])) == ()
+
+
+def test_private_messages_and_their_names() -> None:
+    [private] = events_from_value(
+        {"response": "message", "sender": "alice", "content": "psst", "private": True, "to": "bob"}
+    )
+    assert is_private(private)
+    assert usernames_in(private) == ("alice", "bob")
+    assert not is_private(ChatLine("message", "a", "b", extra={"private": 1}))
+    assert not is_private(ChatLine("info", "a", "b", extra={"private": True}))
+    assert usernames_in(ext_info(event="kick", username="bob", by="carol")) == ("bob", "carol")
+
+
+def test_extension_infos_are_not_read_as_names_answers() -> None:
+    extras: List[Dict[str, Any]] = [{"rooms": []}, {"bans": []}, {"entries": []}, {"event": "x"}]
+    for extra in extras:
+        [event] = events_from_value(
+            {"response": "info", "content": "alice, bob", **extra}, expect_names=True
+        )
+        assert isinstance(event, ChatLine), extra
