@@ -136,6 +136,11 @@ class RequestDecoder:
         return self._splitter.buffered
 
     @property
+    def partial(self) -> bool:
+        """True while part of a request has arrived and the rest has not."""
+        return not self._splitter.idle
+
+    @property
     def waiting(self) -> int:
         """Decoded requests not yet taken with next_event()."""
         return len(self._pending)

@@ -97,16 +97,19 @@ class Connection:
             self.loop.close(self, "connection closed")
             return
         self.last_request = now
-        decoder = self.decoder
-        decoder.receive_data(data)
-        if decoder.buffered == 0:
-            self.partial_since = None
-        elif self.partial_since is None:
-            self.partial_since = now
+        self.decoder.receive_data(data)
         if self.busy:
             self.update_interest(self.mask & WRITE != 0)  # hold, and maybe stop reading
         else:
             self.process(now)
+        self.note_partial(now)
+
+    def note_partial(self, now: float) -> None:
+        """Start (or stop) the clock on a request that is only partly here."""
+        if not self.decoder.partial:
+            self.partial_since = None
+        elif self.partial_since is None:
+            self.partial_since = now
 
     def process(self, now: float) -> None:
         """Handle the decoded requests, in order, until one has to wait for storage."""

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import struct
+import time
 from dataclasses import replace
 
 import pytest
@@ -339,3 +340,20 @@ def test_a_request_left_half_sent_is_closed_after_the_frame_timeout(server_facto
         slow.wait_eof()
         fine.send("msg", "unaffected")
         fine.expect_response("message", content="unaffected")
+
+
+def test_a_quiet_client_that_sent_whole_requests_is_not_taken_for_slowloris(
+    server_factory,
+) -> None:
+    server = server_factory(pace_interval=0.0, frame_timeout=0.2)
+    with Peer(server.address) as quiet:
+        # Two whole requests in one segment (not the one-object fast path), then silence.
+        quiet.send_raw(b'{"request": "help"}{"request": "login", "content": "quiet"}\n')
+        quiet.expect_response("info", username="quiet")
+        # Two housekeeping passes (1 s apart) past the timeout: still connected and served.
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            assert not quiet._pump(deadline), "the server said something to a quiet client"
+        assert not quiet.eof
+        quiet.send("names")
+        quiet.expect(lambda r: "names" in r)
