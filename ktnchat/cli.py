@@ -11,6 +11,7 @@ USAGE = """usage: ktnchat COMMAND [OPTIONS]
 commands:
   server    run a chat server (ktnchat server --help)
   client    connect to a chat server (ktnchat client HOST PORT)
+  check     test a server or client for conformance (ktnchat check --help)
   health    exit 0 if a server answers (ktnchat health [HOST] [PORT] [--timeout S])
   version   print the version
 """
@@ -30,6 +31,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from ktnchat.client.main import main as client_main
 
         return int(client_main(rest))
+    if command == "check":
+        from ktnchat.conformance.main import main as check_main
+
+        return check_main(rest)
     if command == "health":
         from ktnchat.health import main as health_main
 
