@@ -6,6 +6,8 @@
 #   prompt_toolkit is missing); `--plain` forces line mode.
 # - Exit codes: 0 after quit, end of input, or the server closing after our logout;
 #   1 for a lost connection; 2 when the first connection cannot be made (or bad usage).
+# - `--dialect cs3560` hands over to ktnchat/client/cs3560.py (the CS3560 assignment's
+#   commands and outputs, always line mode); --reconnect is refused with it.
 from __future__ import annotations
 
 import argparse
@@ -13,7 +15,7 @@ import io
 import sys
 from typing import Callable, List, Optional
 
-from ktnchat.client import plain, tty
+from ktnchat.client import cs3560, plain, tty
 from ktnchat.client.render import Rendered
 from ktnchat.client.session import ClientSession
 
@@ -46,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--show-ids", action="store_true", help="show message ids (ktnchat)")
     parser.add_argument("--no-color", action="store_true", help="no colours in terminal mode")
+    parser.add_argument(
+        "--dialect",
+        choices=("ktn", "cs3560"),
+        default="ktn",
+        help="ktn: this client's commands (default); cs3560: the CS3560 Chatroom assignment's "
+        "commands and outputs (login, list, sendto, logout, exit), always in line mode",
+    )
     return parser
 
 
@@ -59,8 +68,13 @@ def _tolerant_streams() -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.dialect == "cs3560" and args.reconnect:
+        parser.error("--reconnect is not available with --dialect cs3560")
     _tolerant_streams()
+    if args.dialect == "cs3560":
+        return cs3560.run(args.host, args.port)
     use_tty = not args.plain and sys.stdin.isatty() and sys.stdout.isatty()
     if use_tty and not tty.available():
         print(

@@ -240,6 +240,19 @@ class ChatCommands(ServiceCore):
             outcome.reply(self.info(piece, **extra))
         return outcome
 
+    def cmd_who(self, session: Session, request: Request) -> Outcome:
+        """Everyone online, in any room. Allowed before login (like help): the CS3560
+        assignment lists the users to clients that are not logged in."""
+        names = sorted(
+            (s.username for s in self.presence.sessions() if s.username is not None), key=key
+        )
+        pieces = split_items("Users online: ", names, self.config.text_chunk_chars)
+        outcome = Outcome()
+        for index, piece in enumerate(pieces):
+            extra: Dict[str, Any] = {"names": names} if index == 0 else {}
+            outcome.reply(self.info(piece, **extra))
+        return outcome
+
     def cmd_history(self, session: Session, request: Request) -> Outcome:
         limit = count_from(request.content, self.config.history_on_login, self.config.history_max)
         room = self.current_room(session)

@@ -46,6 +46,7 @@ COMMANDS: Dict[str, Command] = _table(
     Command("names", "names", "list the users in your current room"),
     Command("history", "history [count]", "show the room's recent messages", uses_storage=True),
     Command("help", "help", "show this text", needs_login=False),
+    Command("who", "who", "list everyone online (also before login)", needs_login=False),
     Command("sendto", "sendto <user> <message>", "send a private message (seed 004)"),
     Command(
         "stream",

@@ -256,12 +256,14 @@ def test_five_wrong_admin_secrets_lock_the_address(chat: Chat) -> None:
 MODERATION = ["kick", "mute", "unmute", "ban", "unban", "bans", "remove", "purge"]
 OWNING = ["mod", "unmod", "deleteroom"]
 ADMINS = ["gban", "gunban", "ipban", "ipunban", "modlog"]
-EVERYONE = ["login", "logout", "msg", "names", "history", "help", "sendto", "stream", "rooms",
-            "join", "leave", "create", "topic", "register", "password", "admin"]  # fmt: skip
+# fmt: off
+EVERYONE = ["login", "logout", "msg", "names", "history", "help", "who", "sendto", "stream",
+            "rooms", "join", "leave", "create", "topic", "register", "password", "admin"]
+# fmt: on
 
 
 def test_help_before_login_lists_only_what_works_before_login(chat: Chat) -> None:
-    assert help_words(chat, chat.connect()) == ["login", "help", "stream"]
+    assert help_words(chat, chat.connect()) == ["login", "help", "who", "stream"]
 
 
 def test_help_lists_moderation_commands_only_to_those_who_may_use_them(chat: Chat) -> None:
