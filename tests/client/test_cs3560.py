@@ -624,3 +624,41 @@ def test_reconnect_is_refused_with_the_dialect() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--dialect", "cs3560", "--reconnect", "127.0.0.1", "1"])
     assert exc.value.code == 2
+
+
+# --- all three editions on one server -----------------------------------------------------
+
+
+def test_a_2014_a_2017_and_a_cs3560_client_on_one_server(
+    ktn: Tuple[ChatServer, int], clients: Callable[[int], Client]
+) -> None:
+    from tests.helpers import Peer
+
+    server, port = ktn
+    with Peer(server.address) as modern, Peer(server.address) as old:
+        modern.login("modern")
+        old.send_raw(json.dumps({"request": "login", "username": "old_timer"}).encode())
+        old.expect(lambda r: r.get("response") == "login")
+        carol = clients(port)
+        carol.run("login carol", "Success")
+        modern.expect(lambda r: r.get("event") == "join" and r.get("username") == "carol")
+        old.expect(lambda r: "carol joined" in r.get("message", ""))
+        carol.run("list", "carol modern old_timer")
+        # CS3560 -> 2017 and 2017 -> CS3560, as private messages.
+        carol.run("sendto modern hello from CS3560", "Success")
+        got = modern.expect(lambda r: r.get("private") is True)
+        assert (got["sender"], got["content"]) == ("carol", "hello from CS3560")
+        modern.send("sendto", "carol hello from 2017")
+        carol.expect("modern: hello from 2017")
+        # CS3560 -> 2014 and 2014 -> everyone (the 2017 user reads it in the room).
+        carol.run("sendto old_timer hi old timer", "Success")
+        assert (
+            "carol (privately) said @"
+            in old.expect(lambda r: "privately" in r.get("message", ""))["message"]
+        )
+        old.send_raw(json.dumps({"request": "message", "message": "hello from 2014"}).encode())
+        got = modern.expect_response("message", content="hello from 2014")
+        assert got["sender"] == "old_timer"
+        carol.run("logout", "Success")
+        modern.expect(lambda r: r.get("event") == "leave" and r.get("username") == "carol")
+        assert carol.finish() == 0
