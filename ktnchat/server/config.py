@@ -18,6 +18,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     io_threads: int = 1  # selector loops; each owns a share of the connections
     listen_backlog: int = 1024
+    reuse_port: bool = False  # SO_REUSEPORT: several worker processes share the port
     max_connections: int = 10_000  # more are refused with an error and closed
     max_connections_per_address: int = 100  # per client IP (a class behind one NAT fits)
     # Loopback is exempt by default: local tools and a proxy in front (nginx stream,

@@ -10,7 +10,9 @@ import sys
 import threading
 import time
 from typing import Any, Callable, List, Optional
+from urllib.parse import urlsplit
 
+from ktnchat.cluster.link import ClusterUnavailable
 from ktnchat.protocol import HistoryEncoding
 from ktnchat.protocol.edition2014 import BacklogEncoding
 from ktnchat.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
@@ -70,6 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
         "address to listen on; 0.0.0.0 (or ::) listens on every interface",
     )
     option("--port", int, DEFAULT_PORT, "TCP port (0 picks a free one)")
+    option(
+        "--workers",
+        int,
+        1,
+        "worker processes sharing the port (needs --bus and a shared store: "
+        "sqlite on one host, mongodb for several hosts)",
+    )
+    option(
+        "--bus",
+        str,
+        "",
+        "redis://HOST:PORT/DB joining a cluster: names, rooms and messages shared with "
+        "every process using the same Redis",
+    )
+    option("--bus-namespace", str, "ktnchat", "prefix of the cluster's Redis keys")
+    option(
+        "--reuse-port", _flag, False, "listen with SO_REUSEPORT (set for workers)", metavar="on|off"
+    )
     option(
         "--storage-wait",
         float,
@@ -268,6 +288,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         max_object_bytes=args.max_object_bytes,
         history_encoding=args.history_encoding,
         backlog_encoding=args.backlog_encoding,
+        reuse_port=bool(args.reuse_port),
         login_timeout=args.login_timeout,
         idle_timeout=args.idle_timeout,
     )
@@ -347,14 +368,43 @@ def open_storage(url: str, wait: float, sleep: Callable[[float], None] = time.sl
             delay = min(delay * 2, 5.0)
 
 
+def cluster_refusal(args: argparse.Namespace) -> Optional[str]:
+    """Why this --workers/--bus combination cannot work, or None."""
+    if args.workers > 1 and not args.bus:
+        return (
+            "--workers > 1 needs --bus redis://HOST:PORT/0: users on different workers must "
+            "share names, rooms and messages"
+        )
+    if (args.workers > 1 or args.bus) and urlsplit(args.storage).scheme == "memory":
+        return (
+            "a cluster needs a shared store, and memory:// is private to each process: "
+            "use --storage sqlite:///FILE (one host) or mongodb://HOST/DB (several hosts)"
+        )
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(raw)
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     server_config, service_config = configs_from_args(args)
+    refusal = cluster_refusal(args)
+    if refusal is not None:
+        print(f"ktnchat server: {refusal}", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        from ktnchat.cluster.supervisor import Supervisor
+
+        try:
+            supervisor = Supervisor(raw, args.host, args.port, args.workers)
+        except OSError as exc:
+            print(f"ktnchat server: cannot use {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 2
+        return supervisor.run()
     try:
         storage = open_storage(args.storage, args.storage_wait)
     except (ConfigurationError, StorageError) as exc:
@@ -370,6 +420,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         storage.close()
         return 2
     log.info("admin secret: %s", "configured" if secret else "none (no admins)")
+    if args.bus:
+        from ktnchat.cluster.link import ClusterLink
+
+        try:
+            service.cluster = ClusterLink(args.bus, args.bus_namespace)
+        except ClusterUnavailable as exc:
+            print(f"ktnchat server: {exc}", file=sys.stderr)
+            storage.close()
+            return 2
     server = ChatServer(service, server_config)
     stop = threading.Event()
 
@@ -382,12 +441,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         server.start()
+        from ktnchat.cluster.supervisor import report_ready
+
+        report_ready()
     except OSError as exc:
         print(
             f"ktnchat server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
         storage.close()
+        return 2
+    except ClusterUnavailable as exc:
+        print(f"ktnchat server: cannot join the cluster: {exc}", file=sys.stderr)
+        server.shutdown()
         return 2
     while not stop.wait(0.5):
         if server.crashed:

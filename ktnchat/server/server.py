@@ -15,16 +15,20 @@ import ipaddress
 import logging
 import socket
 import threading
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
+from ktnchat.cluster.events import response_from_wire, response_to_wire
 from ktnchat.protocol import Request, Response, encode_json, encode_response_frames
 from ktnchat.protocol.edition2014 import broadcast_object
 from ktnchat.server.config import ServerConfig
 from ktnchat.server.connection import Connection
 from ktnchat.server.ioloop import IOLoop
 from ktnchat.server.worker import StorageWorker
-from ktnchat.service import ChatService, Outcome
+from ktnchat.service import Broadcast, ChatService, Outcome
 from ktnchat.storage import StorageError
+
+if TYPE_CHECKING:
+    from ktnchat.cluster.link import ClusterLink
 
 log = logging.getLogger("ktnchat.server")
 
@@ -63,13 +67,21 @@ class ChatServer:
         config = self.config
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         listener = socket.create_server(
-            (config.host, config.port), family=family, backlog=config.listen_backlog
+            (config.host, config.port),
+            family=family,
+            backlog=config.listen_backlog,
+            reuse_port=config.reuse_port,
         )
         listener.setblocking(False)
         self._listener = listener
         first = self.loops[0]
         first.selector.register(listener, 1, self._accept)
         self.worker.start()
+        cluster = self.service.cluster
+        if cluster is not None:
+            service, worker = self.service, self.worker
+            cluster.on_recovered = lambda: worker.submit(service.reassert_names)
+            cluster.start(self.on_bus_event)
         for loop in self.loops:
             loop.start()
         self._maintenance.start()
@@ -102,6 +114,8 @@ class ChatServer:
             if loop.thread.is_alive() and loop.thread is not threading.current_thread():
                 loop.thread.join(timeout)
         self.worker.stop(timeout)
+        if self.service.cluster is not None:
+            self.service.cluster.stop()
         if self._listener is not None:
             self._listener.close()
         self.service.storage.close()
@@ -190,8 +204,11 @@ class ChatServer:
         obj = broadcast_object(response)
         return [] if obj is None else [encode_object(obj)]
 
-    def deliver(self, origin: Optional[Connection], outcome: Outcome) -> None:
-        """Queue an Outcome's replies to `origin` and its broadcasts to their rooms."""
+    def deliver(self, origin: Optional[Connection], outcome: Outcome, publish: bool = True) -> None:
+        """Queue an Outcome's replies to `origin` and its broadcasts to their rooms.
+
+        In a cluster, room broadcasts, private messages for users elsewhere and the
+        Outcome's `remote` events also go on the bus (unless they came from it)."""
         if origin is not None and not origin.closed:
             for response in outcome.replies:
                 origin.send(self.encode_reply(origin, response))
@@ -224,12 +241,53 @@ class ChatServer:
                     target.send(payload)
                 else:
                     target.loop.post(functools.partial(target.send, payload))
+        cluster = self.service.cluster
+        if cluster is not None and publish:
+            self._publish(cluster, outcome)
         for session, reason in outcome.disconnect:
             target = session.transport
             if target is not None and not target.closed:
                 target.loop.post(functools.partial(self._disconnect, target, reason))
         if outcome.close and origin is not None:
             origin.close_after_flush(origin.last_request, "closed by the service")
+
+    def _publish(self, cluster: ClusterLink, outcome: Outcome) -> None:
+        for broadcast in outcome.broadcasts:
+            if broadcast.room:
+                cluster.publish(
+                    {"t": "room", "room": broadcast.room, "r": response_to_wire(broadcast.response)}
+                )
+            elif broadcast.to_user is not None:
+                cluster.publish(
+                    {
+                        "t": "user",
+                        "to": broadcast.to_user.lower(),
+                        "r": response_to_wire(broadcast.response),
+                    }
+                )
+        for event in outcome.remote:
+            cluster.publish(event)
+
+    def on_bus_event(self, event: Dict[str, Any]) -> None:
+        """Another worker's event (on the bus thread): deliver it to the users held here."""
+        kind = event.get("t")
+        if kind == "room":
+            response = response_from_wire(event["r"])
+            self.deliver(
+                None, Outcome(broadcasts=[Broadcast(str(event["room"]), response)]), publish=False
+            )
+        elif kind == "user":
+            target = self.service.presence.holder(str(event.get("to", "")))
+            if target is not None:
+                response = response_from_wire(event["r"])
+                self.deliver(
+                    None,
+                    Outcome(broadcasts=[Broadcast("", response, recipients=[target])]),
+                    publish=False,
+                )
+        elif kind in ("act", "state"):
+            service = self.service
+            self.worker.submit(lambda: self.deliver(None, service.apply_remote(event)))
 
     def _disconnect(self, conn: Connection, reason: str) -> None:
         """On conn's loop: a final `error`, then close (e.g. a banned user)."""
@@ -295,7 +353,12 @@ class ChatServer:
                 self._per_address[host] = left
             else:
                 self._per_address.pop(host, None)
-        outcome = self.service.close_session(conn.session, reason)
+        service, session = self.service, conn.session
+        if service.cluster is not None and not self._stopping:
+            # Freeing the name touches Redis: not on this I/O thread.
+            self.worker.submit(lambda: self.deliver(None, service.close_session(session, reason)))
+            return
+        outcome = service.close_session(session, reason)
         if not self._stopping:
             self.deliver(None, outcome)
 

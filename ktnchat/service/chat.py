@@ -77,7 +77,7 @@ class ChatCommands(ServiceCore):
                 "use only the letters A-Z, a-z and the digits 0-9 "
                 "(login <name> <password> is only for registered names)"
             )
-        if not self.presence.claim(session, username):
+        if not self.claim_name(session, username):
             if session.closed:
                 return Outcome()  # the connection went away while this waited for storage
             raise UsernameTaken(username)
@@ -125,7 +125,7 @@ class ChatCommands(ServiceCore):
         if name is None:
             return
         self.leave_room(session, what, outcome)
-        self.presence.release(session)
+        self.release_name(session)
         session.authenticated = session.admin = False
         log.info("%s (%s) %s", name, session.peer, what)
 
@@ -165,6 +165,15 @@ class ChatCommands(ServiceCore):
         # Sustained flooding: silence the name for a while and tell the room's moderators.
         self.flood_mutes[key(session.username)] = session.flood.muted_until
         room = self.current_room(session)
+        if self.cluster is not None:
+            self.cluster.publish(
+                {
+                    "t": "state",
+                    "kind": "flood_mute",
+                    "name": key(session.username),
+                    "until": session.flood.muted_until,
+                }
+            )
         seconds = self.config.flood.mute_seconds
         log.warning("%s (%s) muted for flooding", session.username, session.peer)
         watchers = [
@@ -209,10 +218,19 @@ class ChatCommands(ServiceCore):
             raise BadContent("sendto needs a user and a message: sendto <user> <message>")
         text = self.message_text(body)
         target = self.presence.holder(target_name)
-        if target is None or target.username is None:
+        remote = None if target is not None else self.locate(target_name)
+        if (target is None or target.username is None) and remote is None:
             raise ChatError(f"{target_name} is not online; message not sent")
         self.check_may_send(session)
         assert session.username is not None
+        if target is None:  # on another worker: the bus carries it there
+            assert remote is not None
+            message = Response(
+                MESSAGE, text, session.username, self.timestamp(), {"private": True, "to": remote}
+            )
+            outcome = Outcome()
+            outcome.broadcasts.append(Broadcast("", message, recipients=[session], to_user=remote))
+            return outcome
         message = Response(
             MESSAGE,
             text,
@@ -231,7 +249,7 @@ class ChatCommands(ServiceCore):
 
     def cmd_names(self, session: Session, request: Request) -> Outcome:
         room = self.current_room(session)
-        names = self.presence.usernames(room.key)
+        names = self.room_usernames(room)
         pieces = split_items(f"Users in {room.name}: ", names, self.config.text_chunk_chars)
         outcome = Outcome()
         for index, piece in enumerate(pieces):
@@ -243,9 +261,7 @@ class ChatCommands(ServiceCore):
     def cmd_who(self, session: Session, request: Request) -> Outcome:
         """Everyone online, in any room. Allowed before login (like help): the CS3560
         assignment lists the users to clients that are not logged in."""
-        names = sorted(
-            (s.username for s in self.presence.sessions() if s.username is not None), key=key
-        )
+        names = sorted((name for name, _ in self.online()), key=key)
         pieces = split_items("Users online: ", names, self.config.text_chunk_chars)
         outcome = Outcome()
         for index, piece in enumerate(pieces):

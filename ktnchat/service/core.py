@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from ktnchat.protocol import ERROR, HISTORY, INFO, MESSAGE, Response
 from ktnchat.service.commands import ADMIN, MODERATOR, OWNER, USER
@@ -28,6 +28,9 @@ from ktnchat.service.presence import Presence
 from ktnchat.service.session import Session
 from ktnchat.service.state import BanCache, LiveRoom
 from ktnchat.storage import RoomRecord, Storage, StorageError, StoredMessage, key
+
+if TYPE_CHECKING:
+    from ktnchat.cluster.link import ClusterLink
 
 log = logging.getLogger("ktnchat.service")
 
@@ -54,6 +57,8 @@ class ServiceCore:
         self.flood_mutes: Dict[str, float] = {}  # name key -> muted until (sustained flooding)
         self.attempts = AttemptLimiter()
         self.bans = BanCache(storage.list_bans())  # may raise StorageError at start-up
+        # The cluster link (several worker processes) or None for one process.
+        self.cluster: Optional[ClusterLink] = None
         self._ensure_default_room()
 
     def apply_retention(self) -> int:
@@ -167,11 +172,14 @@ class ServiceCore:
             recent = self.storage.recent_messages(room.name, self.config.history_on_login)
             members = self.presence.members(room.key)
             self.presence.enter(session, room.key)
+        self.note_room(session)
         if direct:
             outcome.reply(self.history_response(recent))
         else:
             outcome.tell(session, self.history_response(recent))
-        if members and len(members) + 1 <= self.config.announce_max_members:
+        if (members or self.cluster is not None) and (
+            len(members) + 1 <= self.config.announce_max_members
+        ):
             where = "the chat" if self.is_default(room) else room.name
             notice = self.info(
                 f"{session.username} joined {where}",
@@ -194,7 +202,9 @@ class ServiceCore:
             members = self.presence.members(room_key)
             room = self.rooms.get(room_key)
         name = room.name if room is not None else room_key
-        if members and len(members) + 1 <= self.config.announce_max_members:
+        if (members or self.cluster is not None) and (
+            len(members) + 1 <= self.config.announce_max_members
+        ):
             notice = self.info(
                 f"{session.username} {what}", event="leave", username=session.username, room=name
             )
@@ -204,6 +214,109 @@ class ServiceCore:
         """An info to every member of `room` (whatever its size)."""
         notice = self.info(text, room=room.name, **extra)
         return Broadcast(room.key, notice, recipients=self.presence.members(room.key))
+
+    # -- the cluster (several worker processes share names, rooms and events) -------------
+
+    def cluster_call(self, what: str, action: Callable[[], Any]) -> Any:
+        """Run a cluster call, turning an outage into a clear refusal."""
+        from ktnchat.cluster.link import ClusterUnavailable
+
+        try:
+            return action()
+        except ClusterUnavailable as exc:
+            log.warning("cluster error (%s): %s", what, exc)
+            raise StorageUnavailable(what) from exc
+
+    def claim_name(self, session: Session, username: str) -> bool:
+        """Give `username` to `session` here and, in a cluster, everywhere."""
+        if not self.presence.claim(session, username):
+            return False
+        cluster = self.cluster
+        if cluster is None:
+            return True
+        try:
+            held = self.cluster_call(
+                "login failed; try again",
+                lambda: cluster.claim(key(username), username, session.room),
+            )
+        except ChatError:
+            self.presence.release(session)
+            raise
+        if not held:
+            self.presence.release(session)
+        return bool(held)
+
+    def release_name(self, session: Session) -> None:
+        name = session.username
+        self.presence.release(session)
+        if self.cluster is not None and name is not None:
+            try:
+                self.cluster.release(key(name))
+            except Exception as exc:  # the heartbeat expiry frees it anyway
+                log.warning("cluster: could not release %s: %s", name, exc)
+
+    def note_room(self, session: Session) -> None:
+        """Tell the cluster which room the session is in now (for names, rooms, who)."""
+        if self.cluster is not None and session.username is not None:
+            try:
+                self.cluster.set_room(key(session.username), session.username, session.room)
+            except Exception as exc:
+                log.warning("cluster: could not record %s's room: %s", session.username, exc)
+
+    def online(self) -> List[Tuple[str, str]]:
+        """(name, room key) of everyone online, in this process or the whole cluster."""
+        cluster = self.cluster
+        if cluster is None:
+            return [(s.username, s.room or "") for s in self.presence.sessions() if s.username]
+        entries = self.cluster_call("list not available now", cluster.online)
+        return [(name, room) for _, name, room in entries]
+
+    def room_usernames(self, room: LiveRoom) -> List[str]:
+        if self.cluster is None:
+            return self.presence.usernames(room.key)
+        return sorted((n for n, r in self.online() if r == room.key), key=key)
+
+    def locate(self, name: str) -> Optional[str]:
+        """The display name of `name` if it is online on another worker."""
+        cluster = self.cluster
+        if cluster is None:
+            return None
+        found = self.cluster_call("lookup failed", lambda: cluster.locate(key(name)))
+        return None if found is None or found[0] == cluster.worker else str(found[1])
+
+    def remote_room(self, name: str) -> Optional[str]:
+        """The room key of `name` if it is online on another worker."""
+        if self.cluster is None:
+            return None
+        for who, room in self.online():
+            if key(who) == key(name) and self.presence.holder(name) is None:
+                return room
+        return None
+
+    def tell_user(self, outcome: Outcome, name: str, response: Response) -> None:
+        """Send `response` to the user `name`, here or on the worker that holds it."""
+        target = self.presence.holder(name)
+        if target is not None:
+            outcome.tell(target, response)
+        elif self.cluster is not None:
+            from ktnchat.cluster.events import response_to_wire
+
+            outcome.remote.append({"t": "user", "to": key(name), "r": response_to_wire(response)})
+
+    def reassert_names(self) -> None:
+        """After a Redis restart: claim this worker's names again."""
+        if self.cluster is None:
+            return
+        entries = [
+            (key(s.username), s.username, s.room) for s in self.presence.sessions() if s.username
+        ]
+        lost = self.cluster.reassert(entries)
+        log.warning(
+            "cluster: re-claimed %d local name(s); %d taken meanwhile elsewhere: %s",
+            len(entries) - len(lost),
+            len(lost),
+            ", ".join(lost[:20]),
+        )
 
     # -- privileges -----------------------------------------------------------------------
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ktnchat.protocol import Request
 from ktnchat.service.accounts import AccountCommands
@@ -45,7 +45,7 @@ class ModerationCommands(AccountCommands):
             raise ChatError(f"{name} is {RANK_NAMES[theirs]} here; you cannot do that")
 
     def remove_from_room(
-        self, session: Session, room: LiveRoom, target: Session, why: str, outcome: Outcome
+        self, by: str, room: LiveRoom, target: Session, why: str, outcome: Outcome
     ) -> None:
         """Send `target` out of `room`: to the lobby, or out of the chat if this is the lobby."""
         if target.room != room.key:
@@ -60,10 +60,10 @@ class ModerationCommands(AccountCommands):
                     f"{why}; you are logged out",
                     event="kicked",
                     room=room.name,
-                    by=session.username,
+                    by=by,
                 ),
             )
-            self.leave_chat(target, f"was removed from the chat by {session.username}", outcome)
+            self.leave_chat(target, f"was removed from the chat by {by}", outcome)
             return
         lobby = self.live_room(self.config.default_room)
         assert lobby is not None
@@ -73,7 +73,7 @@ class ModerationCommands(AccountCommands):
                 f"{why}; you are back in {lobby.name}",
                 event="kicked",
                 room=room.name,
-                by=session.username,
+                by=by,
             ),
         )
         outcome.tell(target, self.joined_info(lobby, f"You are in {lobby.name}"))
@@ -85,18 +85,23 @@ class ModerationCommands(AccountCommands):
         name, reason = self.target(request, "kick <user> [reason]")
         room = self.current_room(session)
         target = self.presence.holder(name)
-        if target is None or target.room != room.key:
+        elsewhere = self.remote_room(name) if target is None else None
+        if (target is None or target.room != room.key) and elsewhere != room.key:
             raise ChatError(f"{name} is not in {room.name}")
         self.outrank(session, room, name)
         outcome = Outcome()
         why = f"You were kicked from {room.name} by {session.username}{_because(reason)}"
-        self.remove_from_room(session, room, target, why, outcome)
+        if target is not None:
+            self.remove_from_room(session.username or "", room, target, why, outcome)
+        else:  # held by another worker: it carries the kick out
+            outcome.remote.append(_act(name, "remove", room=room.key, why=why, by=session.username))
+        shown = target.username if target is not None and target.username else name
         outcome.broadcasts.append(
             self.tell_room(
                 room,
-                f"{target.username} was kicked by {session.username}{_because(reason)}",
+                f"{shown} was kicked by {session.username}{_because(reason)}",
                 event="kick",
-                username=target.username,
+                username=shown,
                 by=session.username,
             )
         )
@@ -120,10 +125,14 @@ class ModerationCommands(AccountCommands):
             room.mutes[key(name)] = until
         span = "until unmuted" if minutes == 0 else f"for {minutes:g} minutes"
         outcome = Outcome()
+        outcome.remote.append(
+            _state("mute", room=room.key, name=key(name), until=None if until == FOREVER else until)
+        )
         target = self.presence.holder(name)
-        if target is not None and target.room == room.key:
-            outcome.tell(
-                target,
+        if target is None or target.room == room.key:
+            self.tell_user(
+                outcome,
+                name,
                 self.info(
                     f"You are muted in {room.name} {span} by {session.username}: you may read but "
                     "not send",
@@ -153,9 +162,10 @@ class ModerationCommands(AccountCommands):
                 if target.flood is not None and target.flood.muted_until:
                     target.flood.lift_mute()
                     flood = flood or 1.0
-        if was is None and flood is None:
+        if was is None and flood is None and self.cluster is None:
             raise ChatError(f"{name} is not muted in {room.name}")
         outcome = Outcome()
+        outcome.remote.append(_state("unmute", room=room.key, name=key(name)))
         outcome.broadcasts.append(
             self.tell_room(
                 room, f"{name} was unmuted by {session.username}", event="unmute", username=name
@@ -175,9 +185,12 @@ class ModerationCommands(AccountCommands):
         with self.presence.lock:
             self.bans.add(ban)
         outcome = Outcome()
+        outcome.remote.append(_ban_event("ban_add", ban))
         target = self.presence.holder(name)
+        why = f"You are banned from {room.name} by {session.username}{_because(reason)}"
+        if target is None and self.cluster is not None:
+            outcome.remote.append(_act(name, "banned", room=room.key, why=why, by=session.username))
         if target is not None:
-            why = f"You are banned from {room.name} by {session.username}{_because(reason)}"
             if self.is_default(room) and target.room != room.key:
                 # A lobby ban is a ban from the chat: out, wherever the user is.
                 outcome.tell(
@@ -191,7 +204,7 @@ class ModerationCommands(AccountCommands):
                 )
                 self.leave_chat(target, f"was banned by {session.username}", outcome)
             else:
-                self.remove_from_room(session, room, target, why, outcome)
+                self.remove_from_room(session.username or "", room, target, why, outcome)
         outcome.broadcasts.append(
             self.tell_room(
                 room,
@@ -225,8 +238,10 @@ class ModerationCommands(AccountCommands):
             cached = self.bans.remove(scope, kind, target)
         if not removed and cached is None:
             raise ChatError(f"{shown} is not banned from {where}")
+        outcome = Outcome()
+        outcome.remote.append(_state("ban_del", scope=scope, ban_kind=kind, target=target))
         self.audit(session, action, shown, "" if scope == SERVER_WIDE else where, kind)
-        return Outcome().reply(self.info(f"Lifted the ban of {shown} from {where}"))
+        return outcome.reply(self.info(f"Lifted the ban of {shown} from {where}"))
 
     def cmd_gban(self, session: Session, request: Request) -> Outcome:
         name, reason = self.target(request, "gban <user> [reason]")
@@ -237,11 +252,13 @@ class ModerationCommands(AccountCommands):
         with self.presence.lock:
             self.bans.add(ban)
         outcome = Outcome()
+        outcome.remote.append(_ban_event("ban_add", ban))
+        why = f"You are banned from this server{_because(reason)}"
         target = self.presence.holder(name)
         if target is not None and target is not session:
-            outcome.disconnect.append(
-                (target, f"You are banned from this server{_because(reason)}")
-            )
+            outcome.disconnect.append((target, why))
+        elif target is None and self.cluster is not None:
+            outcome.remote.append(_act(name, "disconnect", why=why))
         self.audit(session, "gban", name, "", reason)
         return outcome.reply(self.info(f"Banned {name} from the server"))
 
@@ -260,10 +277,13 @@ class ModerationCommands(AccountCommands):
             self.bans.add(ban)
             doomed = [s for s in self.presence.sessions() if s.host == address and s is not session]
         outcome = Outcome()
+        why = f"You are banned from this server{_because(reason)}"
         for target in doomed:
-            outcome.disconnect.append(
-                (target, f"You are banned from this server{_because(reason)}")
-            )
+            outcome.disconnect.append((target, why))
+        outcome.remote.append(_ban_event("ban_add", ban))
+        outcome.remote.append(
+            {"t": "act", "to": "*", "kind": "disconnect_address", "address": address, "why": why}
+        )
         self.audit(session, "ipban", address, "", reason)
         return outcome.reply(self.info(f"Banned address {address} ({len(doomed)} disconnected)"))
 
@@ -379,6 +399,7 @@ class ModerationCommands(AccountCommands):
             room.moderators.add(key(account.name))
         self.audit(session, "mod", account.name, room.name, "")
         outcome = Outcome()
+        outcome.remote.append(_state("mod", room=room.key, name=key(account.name)))
         outcome.broadcasts.append(
             self.tell_room(
                 room,
@@ -399,7 +420,9 @@ class ModerationCommands(AccountCommands):
         with self.presence.lock:
             room.moderators.discard(key(name))
         self.audit(session, "unmod", name, room.name, "")
-        return Outcome().reply(self.info(f"{name} is no longer a moderator of {room.name}"))
+        outcome = Outcome().reply(self.info(f"{name} is no longer a moderator of {room.name}"))
+        outcome.remote.append(_state("unmod", room=room.key, name=key(name)))
+        return outcome
 
     def cmd_modlog(self, session: Session, request: Request) -> Outcome:
         from ktnchat.service.chat import count_from
@@ -428,6 +451,29 @@ class ModerationCommands(AccountCommands):
             for e in entries
         ]
         return Outcome().reply(self.info("Moderation log:\n" + "\n".join(lines), entries=listing))
+
+
+def _act(name: str, kind: str, **fields: Any) -> Dict[str, Any]:
+    """A bus event: do `kind` to the user `name` on whichever worker holds it."""
+    return {"t": "act", "to": key(name), "kind": kind, **fields}
+
+
+def _state(kind: str, **fields: Any) -> Dict[str, Any]:
+    """A bus event: every worker updates its caches."""
+    return {"t": "state", "kind": kind, **fields}
+
+
+def _ban_event(kind: str, ban: Ban) -> Dict[str, Any]:
+    return _state(
+        kind,
+        scope=ban.scope,
+        ban_kind=ban.kind,
+        target=ban.target,
+        by=ban.by,
+        reason=ban.reason,
+        created=ban.created,
+        expires=ban.expires,
+    )
 
 
 def _because(reason: Optional[str]) -> str:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ktnchat.protocol import Response
 from ktnchat.service.session import Session
@@ -34,6 +34,9 @@ class Outcome:
     close: bool = False  # close the connection after the replies
     # Other connections to close (banned users), each told why in a final `error`.
     disconnect: List[Tuple[Session, str]] = field(default_factory=list)
+    # Events for the other workers of a cluster (ktnchat/cluster/events.py): actions on
+    # users they hold and changes to the caches every worker keeps.
+    remote: List[Dict[str, Any]] = field(default_factory=list)
 
     def reply(self, response: Response) -> Outcome:
         self.replies.append(response)

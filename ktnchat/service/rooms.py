@@ -47,10 +47,18 @@ class RoomCommands(ChatCommands):
 
     def cmd_rooms(self, session: Session, request: Request) -> Outcome:
         records = self.stored("room list not available now", self.storage.list_rooms)
+        counts: Dict[str, int] = {}
+        if self.cluster is not None:
+            for _, room_key in self.online():
+                counts[room_key] = counts.get(room_key, 0) + 1
         listing: List[Dict[str, Any]] = []
         lines: List[str] = []
         for record in records:
-            members = self.presence.member_count(record.name.lower())
+            members = (
+                counts.get(record.name.lower(), 0)
+                if self.cluster is not None
+                else self.presence.member_count(record.name.lower())
+            )
             listing.append(
                 {
                     "name": record.name,
@@ -142,6 +150,7 @@ class RoomCommands(ChatCommands):
             room.topic = topic
         self.audit(session, "topic", room.name, room.name, topic)
         outcome = Outcome()
+        outcome.remote.append({"t": "state", "kind": "topic", "room": room.key, "topic": topic})
         outcome.broadcasts.append(
             self.tell_room(
                 room, f"{session.username} set the topic: {topic}", event="topic", topic=topic
@@ -176,5 +185,8 @@ class RoomCommands(ChatCommands):
         with self.presence.lock:
             self.rooms.pop(room.key, None)
             self.bans.drop_scope(room.key)
+        outcome.remote.append(
+            {"t": "state", "kind": "room_deleted", "room": room.key, "by": session.username}
+        )
         self.audit(session, "deleteroom", room.name, room.name, "")
         return outcome

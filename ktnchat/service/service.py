@@ -7,7 +7,7 @@
 #   limit, login, rank in the current room (from the command table). Then the handler.
 # - Every ChatError becomes an `error` reply to the requester (plus any notices it carries).
 # - `needs_worker` says where a request may run: not on an I/O thread if it may call a
-#   store that blocks, or hashes a password.
+#   store that blocks, hashes a password, or (in a cluster) touches Redis.
 from __future__ import annotations
 
 import time
@@ -19,15 +19,15 @@ from ktnchat.service.commands import ALIASES, COMMANDS, RANK_NAMES, USER
 from ktnchat.service.config import ServiceConfig
 from ktnchat.service.errors import ChatError, FloodRefused, NotLoggedIn, UnknownRequest
 from ktnchat.service.flood import FloodGuard
-from ktnchat.service.moderation import ModerationCommands
 from ktnchat.service.outcome import Outcome
+from ktnchat.service.remote import RemoteEvents
 from ktnchat.service.session import Session
 from ktnchat.storage import Storage
 
 Handler = Callable[[Session, Request], Outcome]
 
 
-class ChatService(ModerationCommands):
+class ChatService(RemoteEvents):
     """The chat's rules. Live state in memory; durable state through `storage`."""
 
     def __init__(
@@ -97,6 +97,8 @@ class ChatService(ModerationCommands):
     def needs_worker(self, request: Request) -> bool:
         """True if `request` must not run on an I/O thread: it may call a store that
         blocks, or it hashes a password."""
+        if self.cluster is not None:
+            return True  # cluster state is on the network (Redis): never on an I/O thread
         command = COMMANDS.get(ALIASES.get(request.word, request.word))
         if command is None:
             return False

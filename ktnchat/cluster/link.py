@@ -1,0 +1,298 @@
+# The cluster link: cluster-wide state and the message bus, on Redis.
+#
+# Rules:
+# - Names: one hash maps each name key to "worker\tname\troom". A claim is atomic (a Lua
+#   script) and succeeds if the name is free or held by a worker whose heartbeat key has
+#   expired — a worker that dies releases its names within HEARTBEAT_TTL seconds.
+# - Each worker refreshes `alive:<worker>` every HEARTBEAT_EVERY seconds from its own
+#   thread; readers ignore entries of workers that are not alive.
+# - The bus is one pub/sub channel. Subscribing runs on its own thread, which reconnects
+#   with backoff when Redis goes away and then logs what may have been lost meanwhile
+#   (pub/sub does not keep messages for absent subscribers).
+# - Every call has a short timeout. After a failure, calls fail fast for a backoff period
+#   (ClusterUnavailable), so a Redis outage costs each request milliseconds, not seconds.
+# - redis-py is imported only here, and only when a link is made.
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ktnchat.cluster import events
+
+log = logging.getLogger("ktnchat.cluster")
+
+HEARTBEAT_EVERY = 1.0
+HEARTBEAT_TTL = 5  # seconds a worker's names survive it
+
+_CLAIM = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local owner = string.match(current, '^([^\\t]*)')
+  if owner ~= ARGV[3] and redis.call('EXISTS', ARGV[4] .. owner) == 1 then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+_IF_MINE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and string.match(current, '^([^\\t]*)') == ARGV[3] then
+  if ARGV[2] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  else
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  end
+  return 1
+end
+return 0
+"""
+
+
+class ClusterUnavailable(Exception):
+    """Redis cannot be reached now; cluster-wide operations are refused."""
+
+
+class ClusterLink:
+    """One worker's connection to the cluster (Redis)."""
+
+    def __init__(self, url: str, namespace: str = "ktnchat", worker: Optional[str] = None) -> None:
+        try:
+            import redis
+        except ImportError:
+            raise ClusterUnavailable(
+                "--bus redis:// needs redis-py: pip install 'ktnchat[cluster]'"
+            ) from None
+        self._redis_module = redis
+        self.url = url
+        self.worker = worker or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._prefix = f"{namespace}:"
+        self._names_key = self._prefix + "names"
+        self._alive_prefix = self._prefix + "alive:"
+        self._channel = self._prefix + "bus"
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=10
+        )
+        self._claim = self.client.register_script(_CLAIM)
+        self._if_mine = self.client.register_script(_IF_MINE)
+        self._lock = threading.Lock()
+        self._down_since: Optional[float] = None
+        self._retry_at = 0.0
+        self._backoff = 0.2
+        self._lost_publishes = 0
+        self._stop = threading.Event()
+        self._handler: Optional[Callable[[Dict[str, Any]], None]] = None
+        # Called (on the thread that noticed) when Redis is back: re-claim local names,
+        # which a restarted Redis without persistence has forgotten.
+        self.on_recovered: Optional[Callable[[], None]] = None
+        self._threads: List[threading.Thread] = []
+        self._alive_cache: Tuple[float, Dict[str, bool]] = (0.0, {})
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self, handler: Callable[[Dict[str, Any]], None]) -> None:
+        """Start the heartbeat and the bus subscription; `handler` gets other workers'
+        events on the subscriber thread."""
+        self._handler = handler
+        self.call(lambda: self.client.set(self._alive_prefix + self.worker, "1", ex=HEARTBEAT_TTL))
+        for target, name in ((self._heartbeat, "heartbeat"), (self._subscribe, "bus")):
+            thread = threading.Thread(target=target, name=f"ktnchat-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("cluster: worker %s on %s", self.worker, self._safe_url())
+
+    def stop(self) -> None:
+        """Leave the cluster: stop the threads and drop this worker's names."""
+        self._stop.set()
+        try:
+            names = self.client.hgetall(self._names_key)
+            mine = [k for k, v in names.items() if _text(v).split("\t", 1)[0] == self.worker]
+            if mine:
+                self.client.hdel(self._names_key, *mine)
+            self.client.delete(self._alive_prefix + self.worker)
+        except Exception as exc:  # leaving anyway: the heartbeat expiry frees the names
+            log.info("cluster: could not clean up on leaving: %s", exc)
+        for thread in self._threads:
+            thread.join(5)
+        self.client.close()
+
+    def _safe_url(self) -> str:
+        return self.url.split("@")[-1]
+
+    # -- the breaker ----------------------------------------------------------------------
+
+    def call(self, action: Callable[[], Any]) -> Any:
+        """Run a Redis call through the breaker.
+
+        Raises:
+            ClusterUnavailable: Redis failed now or recently.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if self._down_since is not None and now < self._retry_at:
+                raise ClusterUnavailable("cluster unavailable (Redis)")
+        try:
+            result = action()
+        except self._redis_module.RedisError as exc:
+            self._failed(exc)
+            raise ClusterUnavailable(f"cluster unavailable (Redis: {exc})") from exc
+        self._recovered()
+        return result
+
+    def _failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._down_since is None:
+                self._down_since = now
+                self._backoff = 0.2
+                log.warning("cluster: Redis unreachable: %s", exc)
+            else:
+                self._backoff = min(self._backoff * 2, 5.0)
+            self._retry_at = now + self._backoff
+
+    def _recovered(self) -> None:
+        with self._lock:
+            if self._down_since is None:
+                return
+            down = time.monotonic() - self._down_since
+            self._down_since = None
+            lost, self._lost_publishes = self._lost_publishes, 0
+        log.warning(
+            "cluster: Redis back after %.1f s; %d event(s) this worker could not publish "
+            "were lost (their local delivery happened); events other workers published "
+            "meanwhile did not reach this worker's users",
+            down,
+            lost,
+        )
+        if self.on_recovered is not None:
+            try:
+                self.on_recovered()
+            except Exception:
+                log.exception("cluster: re-claiming names after recovery failed")
+
+    # -- names and rooms ------------------------------------------------------------------
+
+    def _entry(self, name: str, room: Optional[str]) -> str:
+        return f"{self.worker}\t{name}\t{room or ''}"
+
+    def claim(self, key: str, name: str, room: Optional[str]) -> bool:
+        """Take `key` cluster-wide (free, or held by a dead worker)."""
+        result = self.call(
+            lambda: self._claim(
+                keys=[self._names_key],
+                args=[key, self._entry(name, room), self.worker, self._alive_prefix],
+            )
+        )
+        return bool(result)
+
+    def reassert(self, entries: List[Tuple[str, str, Optional[str]]]) -> List[str]:
+        """Re-claim (key, name, room) entries of local users; returns keys now held
+        elsewhere (someone took the name while Redis had forgotten it)."""
+        lost = []
+        for key, name, room in entries:
+            if not self.claim(key, name, room):
+                lost.append(key)
+        return lost
+
+    def release(self, key: str) -> None:
+        self.call(lambda: self._if_mine(keys=[self._names_key], args=[key, "", self.worker]))
+
+    def set_room(self, key: str, name: str, room: Optional[str]) -> None:
+        self.call(
+            lambda: self._if_mine(
+                keys=[self._names_key], args=[key, self._entry(name, room), self.worker]
+            )
+        )
+
+    def online(self) -> List[Tuple[str, str, str]]:
+        """(worker, name, room key) of every user on a live worker."""
+        raw = self.call(lambda: self.client.hgetall(self._names_key))
+        entries = []
+        for value in raw.values():
+            worker, name, room = [*_text(value).split("\t"), "", ""][:3]
+            entries.append((worker, name, room))
+        alive = self._alive({worker for worker, _, _ in entries})
+        return [entry for entry in entries if alive.get(entry[0], False)]
+
+    def locate(self, key: str) -> Optional[Tuple[str, str]]:
+        """(worker, name) holding `key`, if that worker is alive."""
+        value = self.call(lambda: self.client.hget(self._names_key, key))
+        if value is None:
+            return None
+        worker, name = [*_text(value).split("\t"), ""][:2]
+        return (worker, name) if self._alive({worker}).get(worker, False) else None
+
+    def _alive(self, workers: Any) -> Dict[str, bool]:
+        now = time.monotonic()
+        stamp, cached = self._alive_cache
+        if now - stamp < 0.5 and all(w in cached for w in workers):
+            return cached
+        ordered = sorted(workers)
+        values = self.call(lambda: self.client.mget([self._alive_prefix + w for w in ordered]))
+        fresh = {w: v is not None for w, v in zip(ordered, values)}
+        fresh[self.worker] = True
+        self._alive_cache = (now, fresh)
+        return fresh
+
+    # -- the bus --------------------------------------------------------------------------
+
+    def publish(self, event: Dict[str, Any]) -> None:
+        """Send `event` to the other workers (lost, and counted, while Redis is down)."""
+        event["w"] = self.worker
+        payload = events.dumps(event)
+        try:
+            self.call(lambda: self.client.publish(self._channel, payload))
+        except ClusterUnavailable:
+            with self._lock:
+                self._lost_publishes += 1
+
+    def _heartbeat(self) -> None:
+        key = self._alive_prefix + self.worker
+        while not self._stop.wait(HEARTBEAT_EVERY):
+            try:
+                self.call(lambda: self.client.set(key, "1", ex=HEARTBEAT_TTL))
+            except ClusterUnavailable:
+                continue
+
+    def _subscribe(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub(  # type: ignore[no-untyped-call]
+                ignore_subscribe_messages=True
+            )
+            try:
+                pubsub.subscribe(self._channel)
+                backoff = 0.2
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    try:
+                        event = events.loads(message["data"])
+                    except ValueError:
+                        log.warning("cluster: unreadable bus event ignored")
+                        continue
+                    if event.get("w") != self.worker and self._handler is not None:
+                        try:
+                            self._handler(event)
+                        except Exception:
+                            log.exception("cluster: handling a bus event failed")
+            except self._redis_module.RedisError as exc:
+                self._failed(exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:
+                    pass
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
