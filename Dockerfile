@@ -20,7 +20,7 @@ RUN groupadd --system --gid 10001 ktnchat \
 WORKDIR /build
 COPY pyproject.toml README.md ./
 COPY ktnchat ./ktnchat
-RUN pip install --no-cache-dir '.[mongo]' \
+RUN pip install --no-cache-dir '.[mongo,cluster]' \
     && rm -rf /build
 
 WORKDIR /data

@@ -191,7 +191,7 @@ def test_runs_as_a_non_root_user(dockerfile: List[Tuple[str, str]]) -> None:
 
 def test_installs_the_package_with_the_mongo_extra(dockerfile: List[Tuple[str, str]]) -> None:
     runs = " ".join(args for name, args in dockerfile if name == "RUN")
-    assert re.search(r"pip install [^&]*--no-cache-dir[^&]*\.\[mongo\]", runs), runs
+    assert re.search(r"pip install [^&]*--no-cache-dir[^&]*\.\[mongo[,\]]", runs), runs
     for name, args in dockerfile:
         if name == "COPY":
             sources = args.split()[:-1]
@@ -347,3 +347,46 @@ def test_health_usage_errors_exit_1() -> None:
     done = run_health("127.0.0.1", "not-a-port")
     assert done.returncode == 1
     assert "bad port" in done.stderr
+
+
+# --- the cluster compose file ----------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster_compose() -> Dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_cluster_compose_runs_replicas_behind_a_tcp_balancer(
+    cluster_compose: Dict[str, Any],
+) -> None:
+    services = cluster_compose["services"]
+    assert set(services) == {"haproxy", "ktnchat", "redis", "mongo"}
+    ktnchat = _service(cluster_compose, "ktnchat")
+    assert ktnchat["deploy"]["replicas"] >= 2
+    env = _environment(ktnchat)
+    assert env["KTNCHAT_BUS"].startswith("redis://redis:")
+    assert env["KTNCHAT_STORAGE"].startswith("mongodb://mongo:")
+    assert ktnchat["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert ktnchat["depends_on"]["mongo"]["condition"] == "service_healthy"
+    assert "ports" not in ktnchat  # only the balancer is published
+    haproxy = _service(cluster_compose, "haproxy")
+    assert any(_published(p) == ("9998", "9998") for p in haproxy["ports"])
+    for name in ("ktnchat", "redis", "mongo"):
+        assert "healthcheck" in _service(cluster_compose, name)
+    assert re.fullmatch(r"redis:\d+", _service(cluster_compose, "redis")["image"])
+    assert "--save" in _service(cluster_compose, "redis")["command"]
+    assert "mongo-data" in cluster_compose["volumes"]
+
+
+def test_haproxy_config_balances_tcp_to_the_replicas() -> None:
+    text = (ROOT / "deploy" / "haproxy.cfg").read_text(encoding="utf-8")
+    assert re.search(r"^\s*mode tcp\s*$", text, re.M)
+    assert re.search(r"^\s*bind :9998\s*$", text, re.M)
+    assert "ktnchat:9998" in text and "check" in text
+
+
+def test_the_image_installs_the_cluster_extra() -> None:
+    assert "'.[mongo,cluster]'" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
