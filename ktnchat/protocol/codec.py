@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, List, Optional, Union
@@ -43,7 +44,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_json_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999: out of range, and not encodable back as JSON
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+_json_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _json_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -94,8 +102,6 @@ def request_from_value(value: Any, *, escaped: bool = True) -> Request:
             'Expected a JSON object like {"request": "login", "content": "alice"}, '
             f"got {_json_type(value)}"
         )
-    if is_2014_request(value):
-        return _scrubbed_2014(request_from_2014(value), escaped)
     word = value.get(REQUEST_KEY)
     if word is None:
         raise RemoteProtocolError('Missing "request" key; send {"request": "help"} for help')
@@ -104,6 +110,8 @@ def request_from_value(value: Any, *, escaped: bool = True) -> Request:
     word = word.strip().lower()
     if not word or len(word) > _MAX_WORD_CHARS:
         raise RemoteProtocolError('"request" must be a request word such as "login" or "help"')
+    if is_2014_request(value):  # after the word checks, which hold for both editions
+        return _scrubbed_2014(request_from_2014(value), escaped)
     content = value.get(CONTENT_KEY)
     if escaped:
         word = scrub_surrogates(word)
@@ -113,9 +121,15 @@ def request_from_value(value: Any, *, escaped: bool = True) -> Request:
 
 
 def _scrubbed_2014(request: Request, escaped: bool) -> Request:
-    if escaped and isinstance(request.content, str):
-        return replace(request, content=scrub_surrogates(request.content))
-    return request
+    if not escaped:
+        return request
+    content = request.content
+    return replace(
+        request,
+        word=scrub_surrogates(request.word),
+        content=scrub_surrogates(content) if isinstance(content, str) else content,
+        alias=scrub_surrogates(request.alias) if request.alias is not None else None,
+    )
 
 
 class RequestDecoder:
@@ -152,6 +166,8 @@ class RequestDecoder:
         if (
             self._splitter.buffered == 0
             and len(data) <= self._splitter.max_frame_bytes
+            # Nesting could exceed the depth cap only with that many brackets.
+            and data.count(b"[") + data.count(b"{") <= self._splitter.max_depth
             and data[-1:] in (b"}", b"\n")
             and data.lstrip()[:1] == b"{"
         ):

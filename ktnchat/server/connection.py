@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from ktnchat.protocol import Rejected, RequestDecoder
 from ktnchat.protocol.edition2014 import Edition2014Writer
 from ktnchat.server.outbox import Outbox
+from ktnchat.service import Outcome
 
 if TYPE_CHECKING:
     from ktnchat.server.ioloop import IOLoop
@@ -137,7 +138,12 @@ class Connection:
                 server.offload(self, [event, *decoder.next_requests(WORKER_BATCH - 1)])
                 self.update_interest(self.mask & WRITE != 0)
                 return
-            server.deliver(self, server.service.handle(self.session, event))
+            try:
+                outcome = server.service.handle(self.session, event)
+            except Exception:  # a bug: answer this client, keep serving everyone
+                log.exception("%s: request %r failed", self.peer, event.word)
+                outcome = Outcome().reply(server.service.error("Internal error; request not done"))
+            server.deliver(self, outcome)
 
     def resume(self, now: float) -> None:
         """The storage worker answered: go on with the requests that waited."""

@@ -5,6 +5,7 @@
 # muted or flooding users are refused before anything is stored.
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, Optional, Tuple
 
 from ktnchat import __version__
@@ -26,6 +27,8 @@ from ktnchat.service.passwords import verify_password
 from ktnchat.service.session import Session
 from ktnchat.service.text import scrub_controls, split_items
 from ktnchat.storage import StorageError, key
+
+ASCII_DIGITS = re.compile(r"[0-9]+")  # not str.isdigit(): "²".isdigit() is True, int("²") fails
 
 
 def split_first(content: Any) -> Tuple[str, Optional[str]]:
@@ -308,7 +311,7 @@ def count_from(content: object, default: int, maximum: int) -> int:
         return default
     if isinstance(content, int):
         value = content
-    elif isinstance(content, str) and content.strip().isdigit():
+    elif isinstance(content, str) and ASCII_DIGITS.fullmatch(content.strip()):
         value = int(content.strip()[:9])
     else:
         return default

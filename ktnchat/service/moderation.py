@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ktnchat.protocol import Request
 from ktnchat.service.accounts import AccountCommands
-from ktnchat.service.chat import split_first
+from ktnchat.service.chat import ASCII_DIGITS, split_first
 from ktnchat.service.commands import ADMIN, MODERATOR, OWNER, RANK_NAMES
 from ktnchat.service.errors import BadContent, ChatError
 from ktnchat.service.names import validate_username
@@ -324,7 +324,7 @@ class ModerationCommands(AccountCommands):
 
     def cmd_remove(self, session: Session, request: Request) -> Outcome:
         raw, _ = split_first(request.content)
-        if not raw.isdigit():
+        if not ASCII_DIGITS.fullmatch(raw):
             raise BadContent("remove <message id>: the id is the number shown with a message")
         message_id = int(raw[:18])
         message = self.stored("remove failed", lambda: self.storage.get_message(message_id))
