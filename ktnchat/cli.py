@@ -12,6 +12,7 @@ commands:
   server    run a chat server (ktnchat server --help)
   client    connect to a chat server (ktnchat client HOST PORT)
   check     test a server or client for conformance (ktnchat check --help)
+  bench     fan-out benchmark against a server it starts (ktnchat bench --help)
   health    exit 0 if a server answers (ktnchat health [HOST] [PORT] [--timeout S])
   version   print the version
 """
@@ -35,6 +36,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from ktnchat.conformance.main import main as check_main
 
         return check_main(rest)
+    if command == "bench":
+        from ktnchat.bench import main as bench_main
+
+        return bench_main(rest)
     if command == "health":
         from ktnchat.health import main as health_main
 
