@@ -10,6 +10,9 @@
 #   parse it; a naive client is back on one object per segment once the flood is over).
 #   Only stream() (the client's own `stream on`) switches pacing off for good.
 # - `queued_bytes` counts everything not yet written, for the overflow and pause limits.
+# - `frames` is public for one caller: ChatServer.deliver's fan-out hot path appends to a
+#   streaming outbox directly (exactly what push() does when not paced), saving a call
+#   per delivery.
 from __future__ import annotations
 
 from typing import List, Optional
@@ -17,9 +20,9 @@ from typing import List, Optional
 
 class Outbox:
     __slots__ = (
-        "_frames",
         "_pending",
         "backlog_limit",
+        "frames",
         "interval",
         "next_at",
         "pace",
@@ -30,7 +33,7 @@ class Outbox:
         self.pace = interval  # the pacing this connection returns to after a flood
         self.interval = interval  # the pacing in force now; 0: streaming
         self.backlog_limit = backlog_limit
-        self._frames: List[bytes] = []
+        self.frames: List[bytes] = []
         self._pending: Optional[memoryview] = None
         self.queued_bytes = 0
         self.next_at = 0.0
@@ -41,7 +44,7 @@ class Outbox:
 
     @property
     def empty(self) -> bool:
-        return self._pending is None and not self._frames
+        return self._pending is None and not self.frames
 
     def stream(self) -> None:
         """Switch to streaming for good: coalesce from now on."""
@@ -53,9 +56,9 @@ class Outbox:
 
     def push(self, frame: bytes) -> bool:
         """Queue one encoded object. Returns False if this made a paced outbox stream."""
-        self._frames.append(frame)
+        self.frames.append(frame)
         self.queued_bytes += len(frame)
-        if self.interval and len(self._frames) > self.backlog_limit:
+        if self.interval and len(self.frames) > self.backlog_limit:
             self.interval = 0.0
             return False
         return True
@@ -64,7 +67,7 @@ class Outbox:
         """When the next write may happen: None if nothing waits, else a time <= now if now."""
         if self._pending is not None:
             return now
-        if not self._frames:
+        if not self.frames:
             return None
         return self.next_at if self.interval else now
 
@@ -72,7 +75,7 @@ class Outbox:
         """The bytes to write now, or None (nothing queued, or paced and not yet due)."""
         if self._pending is not None:
             return self._pending
-        frames = self._frames
+        frames = self.frames
         if not frames:
             return None
         if self.interval:
@@ -96,7 +99,7 @@ class Outbox:
             self._pending = None
             if self.interval:
                 self.next_at = now + self.interval
-            elif self.pace and not self._frames:
+            elif self.pace and not self.frames:
                 self.interval = self.pace  # the flood has drained: pace again
                 self.next_at = now + self.pace
             return True

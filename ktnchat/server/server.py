@@ -220,18 +220,35 @@ class ChatServer:
         if self._stopping:
             return
         here = threading.get_ident()
+        limit = self.config.max_outbox_bytes
         for broadcast in outcome.broadcasts:
             frames = self.encode(broadcast.response)
+            single = frames[0] if len(frames) == 1 else None
+            size = len(single) if single is not None else 0
             frames_2014: Optional[List[bytes]] = None  # encoded on first 2014 recipient
             recipients = broadcast.recipients
             if recipients is None:
                 recipients = self.service.presence.members(broadcast.room)
+            exclude = broadcast.exclude
             for session in recipients:
-                if session is broadcast.exclude:
+                if session is exclude:
                     continue
                 target = session.transport
                 if target is None or target.closed:
                     continue
+                if (
+                    single is not None
+                    and target.edition2014 is None
+                    and target.loop.thread_id == here
+                ):
+                    outbox = target.outbox
+                    if not outbox.interval and outbox.queued_bytes + size <= limit:
+                        # The fan-out hot path: Connection.send for a streaming outbox with
+                        # room to spare, inlined (one object, this thread's loop).
+                        outbox.frames.append(single)
+                        outbox.queued_bytes += size
+                        target.loop.dirty.add(target)
+                        continue
                 payload = frames
                 if target.edition2014 is not None:
                     if frames_2014 is None:
