@@ -32,6 +32,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -91,6 +92,7 @@ class Options:
     """How runs are carried out."""
 
     io_threads: int = 1
+    server_args: str = ""  # more `ktnchat server` options, e.g. "--workers 2 --bus ..."
     pin: bool = True  # server on one core, generator on another
     server_core: int = 0
     generator_core: int = 1
@@ -144,6 +146,7 @@ class ServerProcess:
             str(max_connections),
             "--io-threads",
             str(options.io_threads),
+            *shlex.split(options.server_args),
         ]
         preexec: Optional[Callable[[], None]] = None
         self.pinned_to = core
@@ -1073,6 +1076,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runs", type=int, default=3, help="runs (each on a fresh server)")
     parser.add_argument("--io-threads", type=int, default=1, help="the server's I/O threads")
+    parser.add_argument(
+        "--server-args",
+        default="",
+        help='more ktnchat server options, e.g. "--workers 2 --bus redis://127.0.0.1:6379/0 '
+        '--storage sqlite:///bench.db" (server CPU then counts the supervisor only)',
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin to cores")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per run")
     parser.add_argument(
@@ -1100,6 +1109,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     options = Options(
         io_threads=args.io_threads,
+        server_args=args.server_args,
         pin=not args.no_pin,
         time_limit=args.time_limit,
         quiet_wait=max(0.0, args.quiet_wait),

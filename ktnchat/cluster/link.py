@@ -252,6 +252,27 @@ class ClusterLink:
             with self._lock:
                 self._lost_publishes += 1
 
+    def publish_many(self, batch: List[Dict[str, Any]]) -> None:
+        """Send several events in one round trip (a pipeline), in order."""
+        if not batch:
+            return
+        payloads = []
+        for event in batch:
+            event["w"] = self.worker
+            payloads.append(events.dumps(event))
+
+        def send() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for payload in payloads:
+                pipe.publish(self._channel, payload)
+            pipe.execute()
+
+        try:
+            self.call(send)
+        except ClusterUnavailable:
+            with self._lock:
+                self._lost_publishes += len(payloads)
+
     def _heartbeat(self) -> None:
         key = self._alive_prefix + self.worker
         while not self._stop.wait(HEARTBEAT_EVERY):

@@ -268,22 +268,29 @@ class ChatServer:
         if outcome.close and origin is not None:
             origin.close_after_flush(origin.last_request, "closed by the service")
 
-    def _publish(self, cluster: ClusterLink, outcome: Outcome) -> None:
-        for broadcast in outcome.broadcasts:
-            if broadcast.room:
-                cluster.publish(
-                    {"t": "room", "room": broadcast.room, "r": response_to_wire(broadcast.response)}
-                )
-            elif broadcast.to_user is not None:
-                cluster.publish(
-                    {
-                        "t": "user",
-                        "to": broadcast.to_user.lower(),
-                        "r": response_to_wire(broadcast.response),
-                    }
-                )
-        for event in outcome.remote:
-            cluster.publish(event)
+    def _publish(self, cluster: ClusterLink, *outcomes: Outcome) -> None:
+        """Put the outcomes' cluster-wide parts on the bus, in one round trip."""
+        batch: List[Dict[str, Any]] = []
+        for outcome in outcomes:
+            for broadcast in outcome.broadcasts:
+                if broadcast.room:
+                    batch.append(
+                        {
+                            "t": "room",
+                            "room": broadcast.room,
+                            "r": response_to_wire(broadcast.response),
+                        }
+                    )
+                elif broadcast.to_user is not None:
+                    batch.append(
+                        {
+                            "t": "user",
+                            "to": broadcast.to_user.lower(),
+                            "r": response_to_wire(broadcast.response),
+                        }
+                    )
+            batch.extend(outcome.remote)
+        cluster.publish_many(batch)
 
     def on_bus_event(self, event: Dict[str, Any]) -> None:
         """Another worker's event (on the bus thread): deliver it to the users held here."""
@@ -330,6 +337,9 @@ class ChatServer:
                     outcomes.append(
                         Outcome().reply(service.error("Internal error; request not done"))
                     )
+            cluster = service.cluster
+            if cluster is not None:  # here, on the worker: I/O threads never wait on Redis
+                self._publish(cluster, *outcomes)
             conn.loop.post(functools.partial(self._finish, conn, outcomes))
 
         self.worker.submit(job)
@@ -338,7 +348,8 @@ class ChatServer:
         """On the connection's loop: deliver a worker's Outcomes and resume the connection."""
         for outcome in outcomes:
             # A sender that vanished meanwhile: what was stored is still broadcast.
-            self.deliver(None if conn.closed else conn, outcome)
+            # Already published to the cluster by the worker (see offload).
+            self.deliver(None if conn.closed else conn, outcome, publish=False)
         if not conn.closed:
             conn.resume(conn.last_request)
 
