@@ -404,6 +404,12 @@ def main() -> int:
     parser.add_argument("--probe-bound", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument(
+        "--storage",
+        default="memory://",
+        help="the server's store; e.g. memory://?max_messages=100 keeps retained history "
+        "small, so memory growth after the run is not history",
+    )
     args = parser.parse_args()
     port = free_port()
     env = dict(os.environ, PYTHONPATH=REPO, KTNCHAT_ADMIN_SECRET=ADMIN_SECRET)
@@ -425,6 +431,8 @@ def main() -> int:
             "5",
             "--max-connections",
             "20000",
+            "--storage",
+            args.storage,
         ],
         env=env,
         stdin=subprocess.DEVNULL,
