@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from ktnchat import __version__
 from ktnchat.protocol import MESSAGE, Request, Response
@@ -25,7 +25,7 @@ from ktnchat.service.names import validate_username
 from ktnchat.service.outcome import Broadcast, Outcome
 from ktnchat.service.passwords import verify_password
 from ktnchat.service.session import Session
-from ktnchat.service.text import scrub_controls, split_items
+from ktnchat.service.text import scrub_controls
 from ktnchat.storage import StorageError, key
 
 ASCII_DIGITS = re.compile(r"[0-9]+")  # not str.isdigit(): "²".isdigit() is True, int("²") fails
@@ -253,24 +253,13 @@ class ChatCommands(ServiceCore):
     def cmd_names(self, session: Session, request: Request) -> Outcome:
         room = self.current_room(session)
         names = self.room_usernames(room)
-        pieces = split_items(f"Users in {room.name}: ", names, self.config.text_chunk_chars)
-        outcome = Outcome()
-        for index, piece in enumerate(pieces):
-            # The full list rides on the first piece for clients that read extra keys.
-            extra: Dict[str, Any] = {"names": names, "room": room.name} if index == 0 else {}
-            outcome.reply(self.info(piece, **extra))
-        return outcome
+        return self.listing(f"Users in {room.name}: ", names, names=names, room=room.name)
 
     def cmd_who(self, session: Session, request: Request) -> Outcome:
         """Everyone online, in any room. Allowed before login (like help): the CS3560
         assignment lists the users to clients that are not logged in."""
         names = sorted((name for name, _ in self.online()), key=key)
-        pieces = split_items("Users online: ", names, self.config.text_chunk_chars)
-        outcome = Outcome()
-        for index, piece in enumerate(pieces):
-            extra: Dict[str, Any] = {"names": names} if index == 0 else {}
-            outcome.reply(self.info(piece, **extra))
-        return outcome
+        return self.listing("Users online: ", names, names=names)
 
     def cmd_history(self, session: Session, request: Request) -> Outcome:
         limit = count_from(request.content, self.config.history_on_login, self.config.history_max)
@@ -289,12 +278,7 @@ class ChatCommands(ServiceCore):
             else "Requests you can send now (log in to see more):"
         )
         rank = self.rank(session) if logged_in else 0
-        lines = help_lines(logged_in, rank)
-        pieces = split_items(title + "\n", lines, self.config.text_chunk_chars, separator="\n")
-        outcome = Outcome()
-        for piece in pieces:
-            outcome.reply(self.info(piece))
-        return outcome
+        return self.listing(title + "\n", help_lines(logged_in, rank), separator="\n")
 
     def cmd_stream(self, session: Session, request: Request) -> Outcome:
         choice = request.text()

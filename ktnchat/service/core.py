@@ -27,6 +27,7 @@ from ktnchat.service.outcome import Broadcast, Outcome
 from ktnchat.service.presence import Presence
 from ktnchat.service.session import Session
 from ktnchat.service.state import BanCache, LiveRoom
+from ktnchat.service.text import split_items
 from ktnchat.storage import RoomRecord, Storage, StorageError, StoredMessage, key
 
 if TYPE_CHECKING:
@@ -111,6 +112,18 @@ class ServiceCore:
     def history_response(self, messages: List[StoredMessage]) -> Response:
         entries = tuple(self.message_response(message) for message in messages)
         return Response(HISTORY, entries, self.config.server_name, self.timestamp())
+
+    def listing(
+        self, prefix: str, items: List[str], separator: str = ", ", **extra: Any
+    ) -> Outcome:
+        """`info` replies listing `items` after `prefix`, split into pieces small enough for
+        naive clients; `extra` keys (the full list, for clients that read them) ride on the
+        first piece only."""
+        outcome = Outcome()
+        pieces = split_items(prefix, items, self.config.text_chunk_chars, separator)
+        for index, piece in enumerate(pieces):
+            outcome.reply(self.info(piece, **(extra if index == 0 else {})))
+        return outcome
 
     def shutdown_notice(self) -> Response:
         return self.info("Server is shutting down; goodbye", event="shutdown")

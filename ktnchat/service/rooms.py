@@ -14,7 +14,7 @@ from ktnchat.service.errors import BadContent, ChatError
 from ktnchat.service.outcome import Outcome
 from ktnchat.service.session import Session
 from ktnchat.service.state import LiveRoom
-from ktnchat.service.text import scrub_controls, split_items
+from ktnchat.service.text import scrub_controls
 from ktnchat.storage import RoomRecord
 
 ROOM_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -69,13 +69,7 @@ class RoomCommands(ChatCommands):
             )
             topic = f" - {record.topic}" if record.topic else ""
             lines.append(f"{record.name} ({members}){topic}")
-        outcome = Outcome()
-        for index, piece in enumerate(
-            split_items("Rooms:\n", lines, self.config.text_chunk_chars, separator="\n")
-        ):
-            extra: Dict[str, Any] = {"rooms": listing} if index == 0 else {}
-            outcome.reply(self.info(piece, **extra))
-        return outcome
+        return self.listing("Rooms:\n", lines, separator="\n", rooms=listing)
 
     def cmd_join(self, session: Session, request: Request) -> Outcome:
         name, _ = split_first(request.content)
