@@ -198,9 +198,8 @@ class ChatServer:
             return self.encode(response)
         return [encode_object(obj) for obj in writer.reply_objects(response)]
 
-    def encode_broadcast(self, response: Response, edition: int) -> List[bytes]:
-        if edition == 2017:
-            return self.encode(response)
+    def encode_broadcast_2014(self, response: Response) -> List[bytes]:
+        """The wire objects of a broadcast for 2014-edition recipients (maybe none)."""
         obj = broadcast_object(response)
         return [] if obj is None else [encode_object(obj)]
 
@@ -252,7 +251,7 @@ class ChatServer:
                 payload = frames
                 if target.edition2014 is not None:
                     if frames_2014 is None:
-                        frames_2014 = self.encode_broadcast(broadcast.response, 2014)
+                        frames_2014 = self.encode_broadcast_2014(broadcast.response)
                     payload = frames_2014
                 if target.loop.thread_id == here:
                     target.send(payload)
