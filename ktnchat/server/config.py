@@ -44,3 +44,6 @@ class ServerConfig:
     idle_timeout: float = 0.0  # seconds without any request before being closed (0: no limit)
     close_linger: float = 5.0  # seconds to flush a final error before closing anyway
     maintenance_interval: float = 60.0  # seconds between retention runs
+    # Seconds between asking the C allocator to return free memory (glibc's malloc_trim;
+    # a few ms each); 0: never. Without it a crowd's buffers stay resident after it left.
+    heap_trim_interval: float = 10.0

@@ -261,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
         _server_defaults.idle_timeout,
         "seconds a connection may stay silent (0: no limit)",
     )
+    option(
+        "--heap-trim-interval",
+        float,
+        _server_defaults.heap_trim_interval,
+        "seconds between returning freed memory to the OS (glibc only; 0: never)",
+    )
     option("--utc", _flag, False, "timestamps in UTC instead of local time", nargs="?", const=True)
     option(
         "--log-level",
@@ -291,6 +297,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         reuse_port=bool(args.reuse_port),
         login_timeout=args.login_timeout,
         idle_timeout=args.idle_timeout,
+        heap_trim_interval=max(0.0, args.heap_trim_interval),
     )
     service = ServiceConfig(
         history_on_login=args.history_on_login,

@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ktnchat.cluster.events import response_from_wire, response_to_wire
@@ -22,6 +23,7 @@ from ktnchat.protocol import Request, Response, encode_json, encode_response_fra
 from ktnchat.protocol.edition2014 import broadcast_object
 from ktnchat.server.config import ServerConfig
 from ktnchat.server.connection import Connection
+from ktnchat.server.heap import HeapTrimmer
 from ktnchat.server.ioloop import IOLoop
 from ktnchat.server.worker import StorageWorker
 from ktnchat.service import Broadcast, ChatService, Outcome
@@ -55,6 +57,7 @@ class ChatServer:
         self._stopping = False
         self._stopped = threading.Event()
         self._stop_maintenance = threading.Event()
+        self.heap = HeapTrimmer()
         self._maintenance = threading.Thread(
             target=self._maintain, name="ktnchat-maintenance", daemon=True
         )
@@ -134,12 +137,26 @@ class ChatServer:
         self.shutdown()
 
     def _maintain(self) -> None:
-        """Apply retention now and then, on the storage worker when the store can block."""
-        while not self._stop_maintenance.wait(self.config.maintenance_interval):
-            if self.service.storage.INLINE_SAFE:
-                self._retention()
-            else:
-                self.worker.submit(self._retention)
+        """Apply retention (on the storage worker when the store can block) and trim the
+        heap, each on its own interval."""
+        retention_every = self.config.maintenance_interval
+        trim_every = self.config.heap_trim_interval if self.heap.available else 0.0
+        now = time.monotonic()
+        next_retention = now + retention_every
+        next_trim = now + trim_every if trim_every > 0 else float("inf")
+        while not self._stop_maintenance.wait(
+            max(0.0, min(next_retention, next_trim) - time.monotonic())
+        ):
+            now = time.monotonic()
+            if now >= next_retention:
+                next_retention = now + retention_every
+                if self.service.storage.INLINE_SAFE:
+                    self._retention()
+                else:
+                    self.worker.submit(self._retention)
+            if now >= next_trim:
+                next_trim = now + trim_every
+                self.heap.trim()
 
     def _retention(self) -> None:
         try:
