@@ -1,5 +1,5 @@
-# The short chaos soak (tools/soak.py): 100 clients for 30 s of random valid and invalid
-# actions against a real server process, with its invariants checked by the script.
+# The short chaos soak (tools/soak.py): 100 clients for 30 s, in two crowds, of random valid
+# and invalid actions against a real server process, with its invariants checked by the script.
 from __future__ import annotations
 
 import json
@@ -25,6 +25,8 @@ def test_short_soak_holds_every_invariant(tmp_path: Path) -> None:
             "30",
             "--probe-bound",
             "5",
+            "--rounds",
+            "2",
             "--json",
             str(report),
         ],
@@ -38,3 +40,4 @@ def test_short_soak_holds_every_invariant(tmp_path: Path) -> None:
     assert result["counts"]["acked"] > 100  # the load really ran
     assert result["acknowledged_missing_at_observers"] == 0
     assert result["server_tracebacks"] == 0
+    assert len(result["rss_kib_after_each_round"]) == 2

@@ -10,12 +10,15 @@ admin), send garbage, vanish abruptly, and read slowly or not at all — while c
    sender saw its echo (acknowledged), exactly once, and in order per sender;
 3. no client ever receives a message twice or out of order from one sender;
 4. afterwards, the server's open file descriptors, threads and resident memory are back
-   within a margin of the baseline taken before the load, and every name used is free.
+   within a margin of the baseline taken before the load, and every name used is free;
+5. with --rounds N, the crowd comes N times with a quiet pause between; resident memory
+   after the last crowd is no more than a small margin above that after the first (the
+   allocator keeps a high-water mark; a leak would grow with every crowd).
 
 Loopback only; bounded in time and count; the server process is always stopped. Exit
 status 0 only if every invariant held. `--json` writes the figures.
 
-    python3 tools/soak.py --clients 1000 --seconds 600          # the full run
+    python3 tools/soak.py --clients 1000 --seconds 600 --rounds 2   # the full run
     python3 tools/soak.py --clients 100 --seconds 30            # the CI run
 """
 
@@ -40,6 +43,10 @@ REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 ADMIN_SECRET = "soak-admin-secret-0123456789"
 ROOMS = ["lobby", "alpha", "beta", "gamma"]
 MARK = "soak|"
+SOAK_STORAGE = "memory://?max_messages=500"
+SETTLE_SECONDS = 12.0  # > the server's default --heap-trim-interval (10 s)
+RSS_MARGIN_KIB = 20_000  # after the run, at most max(this, half the baseline) above it
+RSS_ROUND_GROWTH_KIB = 8_000  # the last round may end at most this much above the first
 
 
 def free_port() -> int:
@@ -140,6 +147,9 @@ async def observer(
     try:
         async for obj in read_objects(reader):
             checker.check(obj)
+            if obj.get("request") == "create" and "exists already" in str(obj.get("content")):
+                writer.write(request("join", room))  # a server that ran a soak before
+                continue
             if obj.get("response") == "error" or obj.get("event") in ("kicked", "muted"):
                 ledger.violation(f"observer {name} got {obj}")
             if stop.is_set() and obj.get("content") == f"{MARK}end":
@@ -151,20 +161,61 @@ async def observer(
             ledger.violation(f"observer {name} stopped early (connection closed)")
 
 
-async def probe(port: int, ledger: Ledger, stop: asyncio.Event) -> None:
-    reader, writer = await open_client(port)
-    writer.write(request("stream", "on"))
-    while not stop.is_set():
-        sent = time.perf_counter()
-        writer.write(request("help"))
-        await writer.drain()
-        while True:
-            line = await asyncio.wait_for(reader.readline(), 30)
-            if b'"response":"info"' in line and b"Requests you can send" in line:
-                break
-        ledger.probe_rtts.append(time.perf_counter() - sent)
-        await asyncio.sleep(0.5)
-    writer.close()
+PROBE_TIMEOUT = 30.0  # seconds the probe waits for one answer before it gives up
+
+
+def probe_main(port: int, interval: float, seconds: float) -> int:
+    """The probe, run in its own process (`--probe-port`) so that the load generator's own
+    lag is not counted as the server's: a `help` every `interval` seconds, each round trip
+    printed in seconds on its own line; "timeout" if an answer took PROBE_TIMEOUT."""
+    deadline = time.monotonic() + seconds
+    with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT) as sock:
+        sock.sendall(request("stream", "on"))
+        pending = b""
+        while time.monotonic() < deadline:
+            sent = time.perf_counter()
+            sock.sendall(request("help"))
+            while b"Requests you can send" not in pending:
+                try:
+                    chunk = sock.recv(65536)
+                except socket.timeout:
+                    print("timeout", flush=True)
+                    return 1
+                if not chunk:
+                    return 1
+                pending += chunk
+            print(f"{time.perf_counter() - sent:.6f}", flush=True)
+            # Keep only what follows the answer's line.
+            end = pending.find(b"\n", pending.find(b"Requests you can send"))
+            pending = pending[end + 1 :] if end >= 0 else b""
+            time.sleep(interval)
+    return 0
+
+
+def start_probe(port: int, seconds: float) -> subprocess.Popen:  # type: ignore[type-arg]
+    return subprocess.Popen(
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            *("--probe-port", str(port), "--seconds", str(seconds)),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+    )
+
+
+def stop_probe(process: subprocess.Popen, ledger: Ledger) -> None:  # type: ignore[type-arg]
+    process.terminate()
+    try:
+        out, _ = process.communicate(timeout=PROBE_TIMEOUT + 5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate(timeout=10)
+    for line in out.decode().split():
+        if line == "timeout":
+            ledger.violation(f"the probe got no answer within {PROBE_TIMEOUT} s")
+        else:
+            ledger.probe_rtts.append(float(line))
 
 
 async def consume(
@@ -187,10 +238,11 @@ async def consume(
 
 
 async def chaos_client(
-    index: int, port: int, ledger: Ledger, deadline: float, rng: random.Random
+    index: int, port: int, ledger: Ledger, deadline: float, rng: random.Random, first_seq: int = 0
 ) -> None:
-    """One misbehaving, well-behaving, vanishing user, until the deadline."""
-    seq = 0
+    """One misbehaving, well-behaving, vanishing user, until the deadline. Its messages are
+    numbered from `first_seq` (a later round goes on where an earlier one stopped)."""
+    seq = first_seq
     while time.monotonic() < deadline:
         name = f"u{index}x{rng.randrange(3)}"
         ledger.names_used.add(name)
@@ -326,21 +378,37 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
     stop = asyncio.Event()
     got: Dict[str, Set[Tuple[str, int]]] = {}
     observers = [asyncio.ensure_future(observer(port, room, ledger, stop, got)) for room in ROOMS]
-    probe_task = asyncio.ensure_future(probe(port, ledger, stop))
+    prober = start_probe(port, args.seconds + 120 + args.rounds * SETTLE_SECONDS)
     await asyncio.sleep(1.0)
     baseline = proc_status(pid)
-    deadline = time.monotonic() + args.seconds
-    clients = []
-    for i in range(args.clients):
-        clients.append(
-            asyncio.ensure_future(
-                chaos_client(i, port, ledger, deadline, random.Random(rng.random()))
+    rss_after_round: List[int] = []
+    for round_number in range(args.rounds):
+        if round_number:
+            # Quiet: the crowd has gone; give the server one memory trim, then measure.
+            await asyncio.sleep(SETTLE_SECONDS)
+            rss_after_round.append(proc_status(pid)["rss_kib"])
+        deadline = time.monotonic() + args.seconds / args.rounds
+        clients = []
+        for i in range(args.clients):
+            clients.append(
+                asyncio.ensure_future(
+                    chaos_client(
+                        i,
+                        port,
+                        ledger,
+                        deadline,
+                        random.Random(rng.random()),
+                        first_seq=round_number * 10_000_000,
+                    )
+                )
             )
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)
+        admin_task = asyncio.ensure_future(
+            admin(port, deadline, random.Random(rng.random()), ledger)
         )
-        if i % 50 == 49:
-            await asyncio.sleep(0.05)
-    admin_task = asyncio.ensure_future(admin(port, deadline, random.Random(rng.random()), ledger))
-    await asyncio.gather(*clients, admin_task, return_exceptions=True)
+        await asyncio.gather(*clients, admin_task, return_exceptions=True)
+    load_ended = time.monotonic()
     # Let every acknowledged message reach the observers, then stop them.
     await asyncio.sleep(2.0)
     stop.set()
@@ -352,7 +420,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
         await asyncio.sleep(0.2)
     await asyncio.wait(observers, timeout=20)
     closer_w.close()
-    await asyncio.wait([probe_task], timeout=35)
+    stop_probe(prober, ledger)
     # Each acknowledged message went to exactly one room (the one its sender was in when
     # the server stored it, which the sender may not know yet after a join or a kick), so
     # exactly one room's observer must have it.
@@ -367,8 +435,12 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
     taken = await names_free(port, ledger.names_used)
     if taken:
         ledger.violation(f"{len(taken)} names still taken after the run, e.g. {taken[:5]}")
-    await asyncio.sleep(2.0)
+    # "After" is after the server's next memory trim (every 10 s by default).
+    await asyncio.sleep(max(2.0, SETTLE_SECONDS - (time.monotonic() - load_ended)))
     after = proc_status(pid)
+    rss_after_round.append(after["rss_kib"])
+    if not ledger.probe_rtts:
+        ledger.violation("the probe measured nothing")
     rtts = sorted(ledger.probe_rtts) or [0.0]
     p99 = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
     if rtts[-1] > args.probe_bound:
@@ -377,9 +449,14 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
         ledger.violation(f"fds {baseline['fds']} -> {after['fds']}")
     if after["threads"] > baseline["threads"] + 2:
         ledger.violation(f"threads {baseline['threads']} -> {after['threads']}")
-    rss_margin = max(int(baseline["rss_kib"] * 0.5), 20_000)
+    rss_margin = max(int(baseline["rss_kib"] * 0.5), RSS_MARGIN_KIB)
     if after["rss_kib"] > baseline["rss_kib"] + rss_margin:
         ledger.violation(f"rss {baseline['rss_kib']} KiB -> {after['rss_kib']} KiB")
+    # The allocator keeps a high-water mark after the first crowd; a second crowd like it
+    # must not add to it, or something leaks.
+    growth = rss_after_round[-1] - rss_after_round[0]
+    if growth > RSS_ROUND_GROWTH_KIB:
+        ledger.violation(f"rss grew {growth} KiB over rounds: {rss_after_round}")
     return {
         "clients": args.clients,
         "seconds": args.seconds,
@@ -393,6 +470,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
         },
         "baseline": baseline,
         "after": after,
+        "rss_kib_after_each_round": rss_after_round,
         "violations": ledger.violations,
     }
 
@@ -403,14 +481,27 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--probe-bound", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="split --seconds into this many crowds with a quiet pause between; resident "
+        "memory after each is recorded, and must not grow from the first to the last",
+    )
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--probe-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--storage",
-        default="memory://",
-        help="the server's store; e.g. memory://?max_messages=100 keeps retained history "
-        "small, so memory growth after the run is not history",
+        default=SOAK_STORAGE,
+        help="the server's store. The default keeps 500 messages per room, so that memory "
+        "still resident after the run is not history the server keeps on purpose (the "
+        "default store keeps 10,000 per room: ~16 MB after a full run)",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.probe_port:
+        return probe_main(args.probe_port, 0.5, args.seconds)
     port = free_port()
     env = dict(os.environ, PYTHONPATH=REPO, KTNCHAT_ADMIN_SECRET=ADMIN_SECRET)
     server = subprocess.Popen(
