@@ -9,32 +9,20 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Sequence
 
 import pytest
 
-from ktnchat.protocol.framing import FrameSplitter
-
-REPO = Path(__file__).resolve().parents[2]
-WAIT = 10.0  # seconds: upper bound for any single wait
-
-
-class Close:
-    """Action: close the connection."""
-
-
-class Chunks:
-    """Action: send these byte strings as separate segments (TCP_NODELAY, paced)."""
-
-    def __init__(self, *parts: bytes) -> None:
-        self.parts = parts
-
-
-Action = Union[bytes, Chunks, Close]
-Script = Dict[str, Sequence[Action]]
+from tests.client.harness import (
+    REPO,
+    WAIT,
+    Action,
+    Chunks,
+    ClientProcess,
+    Close,
+    FakeServer,
+    Script,
+)
 
 
 def resp(
@@ -52,177 +40,6 @@ def msg(sender: Any, text: str, ts: Any = "2017-03-10 12:34:56") -> Dict[str, An
 LOGIN_OK = resp("info", "Login successful")
 M1, M2 = msg("alice", "hi"), msg("bob", "yo")
 H1, H2 = "12:34:56 [history] alice: hi", "12:34:56 [history] bob: yo"
-
-
-def wait_until(
-    cond: threading.Condition, predicate: Callable[[], bool], what: Callable[[], str]
-) -> None:
-    with cond:
-        if not cond.wait_for(predicate, timeout=WAIT):
-            raise AssertionError(f"timed out waiting for {what()}")
-
-
-class FakeServer:
-    """Accepts connections one after another; answers each request word per `script`."""
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.frames: List[bytes] = []  # raw request frames, all connections
-        self.connections = 0
-        self.cond = threading.Condition()
-        self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def requests(self) -> List[Dict[str, Any]]:
-        with self.cond:
-            return [json.loads(frame) for frame in self.frames]
-
-    def wait_frames(self, count: int) -> List[bytes]:
-        wait_until(
-            self.cond,
-            lambda: len(self.frames) >= count,
-            lambda: f"{count} requests in {self.frames!r}",
-        )
-        with self.cond:
-            return list(self.frames)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(WAIT)
-        self._listener.close()
-        assert not self._thread.is_alive()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            with self.cond:
-                self.connections += 1
-                self.cond.notify_all()
-            with conn:
-                conn.settimeout(0.05)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self._serve(conn, deadline)
-
-    def _serve(self, conn: socket.socket, deadline: float) -> None:
-        splitter = FrameSplitter()
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                data = conn.recv(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            splitter.feed(data)
-            for _ in range(len(data)):
-                frame = splitter.next_frame()
-                if frame is None:
-                    break
-                with self.cond:
-                    self.frames.append(frame.data)
-                    self.cond.notify_all()
-                word = json.loads(frame.data).get("request")
-                for action in self.script.get(word, ()):
-                    if isinstance(action, Close):
-                        conn.close()
-                        return
-                    parts = action.parts if isinstance(action, Chunks) else (action,)
-                    for part in parts:
-                        conn.sendall(part)
-                        if isinstance(action, Chunks):
-                            self._stop.wait(0.02)  # pacing only; nothing relies on it
-
-
-class ClientProcess:
-    """`python -m ktnchat.client 127.0.0.1 PORT --plain` with piped stdin/stdout."""
-
-    def __init__(self, port: int, *args: str) -> None:
-        env = dict(os.environ, TZ="UTC", PYTHONPATH=str(REPO), PYTHONIOENCODING="utf-8")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ktnchat.client", "127.0.0.1", str(port), "--plain", *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=str(REPO),
-            env=env,
-        )
-        self.lines: List[str] = []
-        self.raw = bytearray()
-        self.stderr = bytearray()
-        self.cond = threading.Condition()
-        self._readers = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            with self.cond:
-                self.raw += raw
-                self.lines.append(raw.decode("utf-8").rstrip("\n"))
-                self.cond.notify_all()
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        data = self.proc.stderr.read()
-        with self.cond:
-            self.stderr += data
-
-    def type(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode("utf-8") + b"\n")
-        self.proc.stdin.flush()
-
-    def wait_line(self, line: str) -> None:
-        wait_until(
-            self.cond, lambda: line in self.lines, lambda: f"line {line!r} in {self.lines!r}"
-        )
-
-    def wait_lines(self, lines: Sequence[str]) -> None:
-        """Wait until `lines` appear in this order (other lines may come between)."""
-
-        def present() -> bool:
-            pos = 0
-            for got in self.lines:
-                if pos < len(lines) and got == lines[pos]:
-                    pos += 1
-            return pos == len(lines)
-
-        wait_until(self.cond, present, lambda: f"lines {list(lines)!r} in {self.lines!r}")
-
-    def end_input(self) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-
-    def wait_exit(self) -> int:
-        code = self.proc.wait(WAIT)
-        for reader in self._readers:
-            reader.join(WAIT)
-        assert b"Traceback" not in self.stderr, self.stderr.decode()
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(WAIT)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 @pytest.fixture

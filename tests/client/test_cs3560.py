@@ -7,198 +7,31 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
-from ktnchat.protocol.framing import FrameSplitter
 from ktnchat.server import ChatServer
+from tests.client.harness import WAIT, ClientProcess, FakeServer, Script
 from tests.helpers import Peer, start_server
-
-REPO = Path(__file__).resolve().parents[2]
-WAIT = 10.0  # seconds: the most any single expectation waits
 
 NAME_20 = "A" * 20
 NAME_21 = "B" * 21
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) < 400 else text[:200] + " ... " + text[-100:]
-
-
-class Client:
-    """`python -m ktnchat.client --plain --dialect cs3560 127.0.0.1 PORT`, stdin piped."""
+class Client(ClientProcess):
+    """`python -m ktnchat.client --plain --dialect cs3560 127.0.0.1 PORT`, every printed
+    line checked."""
 
     def __init__(self, port: int) -> None:
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONIOENCODING="utf-8")
-        argv = [sys.executable, "-m", "ktnchat.client", "--plain", "--dialect", "cs3560"]
-        self.proc = subprocess.Popen(
-            [*argv, "127.0.0.1", str(port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=str(REPO),
-            env=env,
-        )
-        self.lines: List[str] = []
-        self.cursor = 0
-        self.stderr = b""
-        self.cond = threading.Condition()
-        self._readers = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            with self.cond:
-                self.lines.append(raw.decode("utf-8").rstrip("\n"))
-                self.cond.notify_all()
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        self.stderr = self.proc.stderr.read()
-
-    def type(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode("utf-8") + b"\n")
-        self.proc.stdin.flush()
-
-    def expect(self, *expected: str) -> None:
-        """The next printed lines are exactly `expected` (bounded wait for each)."""
-        for line in expected:
-            with self.cond:
-                if not self.cond.wait_for(lambda: len(self.lines) > self.cursor, WAIT):
-                    raise AssertionError(
-                        f"no line printed within {WAIT}s; expected {_short(line)}; "
-                        f"printed so far: {_short(self.lines)}"
-                    )
-                got = self.lines[self.cursor]
-                self.cursor += 1
-            assert got == line, f"printed {_short(got)}, expected {_short(line)}"
-
-    def run(self, line: str, *expected: str) -> None:
-        """Type `line`; the next printed lines are exactly `expected`."""
-        self.type(line)
-        self.expect(*expected)
-
-    def finish(self) -> int:
-        """End the input; wait for the exit; nothing was printed beyond what was expected."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        return self.wait_exit()
-
-    def wait_exit(self) -> int:
-        code = self.proc.wait(WAIT)
-        for reader in self._readers:
-            reader.join(WAIT)
-        assert b"Traceback" not in self.stderr, self.stderr.decode()
-        assert self.lines[self.cursor :] == [], f"unexpected output: {_short(self.lines)}"
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(WAIT)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        super().__init__(port, "--dialect", "cs3560", exact_output=True)
 
 
 def resp(response: str, content: Any, sender: str = "server", **extra: Any) -> bytes:
     obj = {"timestamp": "12:00:00", "sender": sender, "response": response, "content": content}
     return (json.dumps({**obj, **extra}) + "\n").encode()
-
-
-Script = Dict[str, Sequence[bytes]]
-
-
-class FakeServer:
-    """One connection at a time; answers each request word per `script`; records every
-    request frame as raw bytes and notices when the client closes its end."""
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.frames: List[bytes] = []
-        self.connections = 0
-        self.closed_by_client = 0
-        self.cond = threading.Condition()
-        self._stop = threading.Event()
-        self._conn: Optional[socket.socket] = None
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
-        with self.cond:
-            if not self.cond.wait_for(predicate, WAIT):
-                raise AssertionError(f"timed out waiting for {what}; frames {self.frames!r}")
-
-    def push(self, data: bytes) -> None:
-        """Send unsolicited bytes to the connected client."""
-        self.wait_for(lambda: self._conn is not None, "a connection")
-        assert self._conn is not None
-        self._conn.sendall(data)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(WAIT)
-        self._listener.close()
-        assert not self._thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            with conn:
-                conn.settimeout(0.05)
-                with self.cond:
-                    self.connections += 1
-                    self._conn = conn
-                    self.cond.notify_all()
-                self._serve(conn)
-                with self.cond:
-                    self._conn = None
-
-    def _serve(self, conn: socket.socket) -> None:
-        splitter = FrameSplitter()
-        while not self._stop.is_set():
-            try:
-                data = conn.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not data:
-                with self.cond:
-                    self.closed_by_client += 1
-                    self.cond.notify_all()
-                return
-            splitter.feed(data)
-            while True:
-                frame = splitter.next_frame()
-                if frame is None:
-                    break
-                with self.cond:
-                    self.frames.append(frame.data)
-                    self.cond.notify_all()
-                for answer in self.script.get(json.loads(frame.data).get("request"), ()):
-                    conn.sendall(answer)
 
 
 # The answers of a ktnchat server, as docs/protocol.md shows them.
