@@ -25,6 +25,7 @@ from ktnchat.service.names import validate_username
 from ktnchat.service.outcome import Broadcast, Outcome
 from ktnchat.service.passwords import verify_password
 from ktnchat.service.session import Session
+from ktnchat.service.state import LiveRoom
 from ktnchat.service.text import scrub_controls
 from ktnchat.storage import StorageError, key
 
@@ -169,29 +170,42 @@ class ChatCommands(ServiceCore):
         self.flood_mutes[key(session.username)] = session.flood.muted_until
         room = self.current_room(session)
         if self.cluster is not None:
+            # The other workers keep the mute, and tell their moderators of the room.
             self.cluster.publish(
                 {
                     "t": "state",
                     "kind": "flood_mute",
                     "name": key(session.username),
                     "until": session.flood.muted_until,
+                    "user": session.username,
+                    "room": room.key,
                 }
             )
-        seconds = self.config.flood.mute_seconds
         log.warning("%s (%s) muted for flooding", session.username, session.peer)
+        notice = self.flood_notice(room, session.username, session)
+        raise FloodRefused(
+            f"You are muted for {self.config.flood.mute_seconds:g} s for flooding; "
+            "message not sent",
+            [] if notice is None else [notice],
+        )
+
+    def flood_notice(
+        self, room: LiveRoom, username: str, exclude: Optional[Session] = None
+    ) -> Optional[Broadcast]:
+        """Tell the room's moderators held here that `username` was muted for flooding."""
         watchers = [
-            m for m in self.presence.members(room.key) if m is not session and self.rank(m, room)
+            m for m in self.presence.members(room.key) if m is not exclude and self.rank(m, room)
         ]
+        if not watchers:
+            return None
         notice = self.info(
-            f"{session.username} was muted for {seconds:g} s for flooding in {room.name}",
+            f"{username} was muted for {self.config.flood.mute_seconds:g} s for flooding "
+            f"in {room.name}",
             event="flood",
-            username=session.username,
+            username=username,
             room=room.name,
         )
-        raise FloodRefused(
-            f"You are muted for {seconds:g} s for flooding; message not sent",
-            [Broadcast("", notice, recipients=watchers)] if watchers else [],
-        )
+        return Broadcast("", notice, recipients=watchers)
 
     def cmd_msg(self, session: Session, request: Request) -> Outcome:
         text = self.message_text(request.content)

@@ -64,6 +64,11 @@ class RemoteEvents(ModerationCommands):
                 self.bans.remove(str(event["scope"]), str(event["ban_kind"]), str(event["target"]))
         elif kind == "flood_mute":
             self.flood_mutes[str(event["name"])] = float(event["until"])
+            room = self._loaded(str(event.get("room", "")))
+            if room is not None:
+                notice = self.flood_notice(room, str(event.get("user", event["name"])))
+                if notice is not None:
+                    outcome.broadcasts.append(notice)
         elif kind == "room_deleted":
             self._room_deleted(str(event["room"]), str(event.get("by", "")), outcome)
         else:

@@ -108,6 +108,34 @@ def test_kick_ban_and_remove_reach_across_workers(two_workers) -> None:
             assert "banned" in again.expect_response("error")["content"]
 
 
+def test_moderators_on_every_worker_hear_of_a_flood_mute(redis_server, tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    workers = [start_worker(redis_server.url, db, "--flood", "on") for _ in range(2)]
+    (_, a), (_, b) = workers
+    try:
+        with Peer(a) as flooder, Peer(b) as boss, Peer(b) as bystander:
+            boss.login("boss")
+            boss.send("admin", SECRET)
+            boss.expect(lambda r: r.get("event") == "admin")
+            bystander.login("bystander")
+            flooder.login("flooder")
+            boss.expect(lambda r: r.get("event") == "join" and r.get("username") == "flooder")
+            burst = [{"request": "msg", "content": f"spam {i}"} for i in range(30)]
+            flooder.send_raw("".join(json.dumps(r) for r in burst).encode())
+            flooder.expect(lambda r: "muted for 60 s for flooding" in str(r.get("content")))
+            notice = boss.expect(lambda r: r.get("event") == "flood")
+            assert (notice["username"], notice["room"]) == ("flooder", "lobby")
+            assert "muted for 60 s for flooding in lobby" in notice["content"]
+            # Only moderators are told. The notice was queued to everyone it was for before
+            # the boss read it, so it would be ahead of this answer on the bystander's stream.
+            bystander.send("help")
+            bystander.expect(lambda r: "Requests you can send" in str(r.get("content")))
+            assert not [r for r in bystander.received if r.get("event") == "flood"]
+    finally:
+        for worker, _ in workers:
+            worker.kill()
+
+
 def test_a_worker_killed_with_kill_9_frees_its_names_and_the_others_keep_chatting(
     two_workers,
 ) -> None:
