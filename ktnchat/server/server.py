@@ -398,6 +398,10 @@ class ChatServer:
             else:
                 self._per_address.pop(host, None)
         service, session = self.service, conn.session
+        # Break the connection <-> session cycle: with it, every closed connection stayed
+        # in memory (socket, decoder, outbox) until the cyclic GC's rare full pass, and
+        # its scattered leftovers pinned allocator arenas (docs/reliability.md).
+        session.transport = None
         if service.cluster is not None and not self._stopping:
             # Freeing the name touches Redis: not on this I/O thread.
             self.worker.submit(lambda: self.deliver(None, service.close_session(session, reason)))

@@ -1,6 +1,7 @@
 # The server over real loopback sockets: real threads, real kernels, no mocks, no sleeps.
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 
+from ktnchat.server.connection import Connection
 from tests.helpers import NO_FLOOD, Peer, wait_until
 
 
@@ -305,6 +307,33 @@ def test_no_file_descriptors_leak(fast) -> None:
             peer.login(f"leak{i}")
     wait_until(lambda: fast.connection_count() == 0)
     wait_until(lambda: len(os.listdir("/proc/self/fd")) <= before)
+
+
+def test_a_closed_connection_is_freed_at_once_not_left_to_the_cyclic_gc(fast) -> None:
+    # With the cyclic collector off, a closed connection that sat in a reference cycle
+    # would still be there; each way of leaving must free it by reference counting.
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(12):
+            with Peer(fast.address) as peer:
+                peer.login(f"freed{i}")
+                peer.send("msg", "hello")
+                peer.expect_response("message", content="hello")
+                if i % 4 == 1:
+                    peer.send("logout")
+                    peer.expect_response("info")
+                elif i % 4 == 2:
+                    peer.send_raw(b'{"request": "msg", "cont')  # leaves mid-frame
+                elif i % 4 == 3:  # a reset
+                    peer.sock.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+        wait_until(lambda: fast.connection_count() == 0)
+        live = gc.get_objects()
+        assert [o for o in live if isinstance(o, Connection) and o.server is fast] == []
+    finally:
+        gc.enable()
 
 
 def test_per_address_cap_refuses_with_a_clear_error(server_factory) -> None:
