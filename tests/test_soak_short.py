@@ -29,6 +29,8 @@ def test_short_soak_holds_every_invariant(tmp_path: Path) -> None:
             "2",
             "--json",
             str(report),
+            "--memwatch",
+            str(tmp_path / "memory"),
         ],
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -41,3 +43,11 @@ def test_short_soak_holds_every_invariant(tmp_path: Path) -> None:
     assert result["acknowledged_missing_at_observers"] == 0
     assert result["server_tracebacks"] == 0
     assert len(result["rss_kib_after_each_round"]) == 2
+    # The server's memory breakdown at the baseline, after each round and at the end; no
+    # ktnchat object was left for the cyclic GC (closed connections are freed at once).
+    reports = result["memwatch"]
+    assert [r["moment"] for r in reports] == ["baseline", "after round 1", "after"]
+    for found in reports:
+        assert found["pymalloc"]["arenas"] > 0
+        assert found["rss_kib"] > 0
+        assert not [kind for kind in found["cycle_garbage"] if kind.startswith("ktnchat.")]

@@ -68,6 +68,31 @@ def proc_status(pid: int) -> Dict[str, int]:
     return fields
 
 
+class MemWatch:
+    """The server's memory dumps (tools/memwatch.py), taken when the soak asks."""
+
+    def __init__(self, pid: int, directory: Optional[str]) -> None:
+        self.pid = pid
+        self.directory = directory
+        self.reports: List[Dict[str, Any]] = []
+
+    def take(self, moment: str) -> None:
+        if self.directory is None:
+            return
+        path = os.path.join(self.directory, f"dump-{len(self.reports) + 1}.json")
+        os.kill(self.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            with open(path) as found:
+                report = json.load(found)
+        except OSError:
+            report = {"error": "no dump within 30 s"}
+        report["moment"] = moment
+        self.reports.append(report)
+
+
 def request(word: str, content: Any = None) -> bytes:
     return json.dumps({"request": word, "content": content}).encode()
 
@@ -381,12 +406,15 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
     prober = start_probe(port, args.seconds + 120 + args.rounds * SETTLE_SECONDS)
     await asyncio.sleep(1.0)
     baseline = proc_status(pid)
+    memwatch = MemWatch(pid, args.memwatch)
+    memwatch.take("baseline")
     rss_after_round: List[int] = []
     for round_number in range(args.rounds):
         if round_number:
             # Quiet: the crowd has gone; give the server one memory trim, then measure.
             await asyncio.sleep(SETTLE_SECONDS)
             rss_after_round.append(proc_status(pid)["rss_kib"])
+            memwatch.take(f"after round {round_number}")
         deadline = time.monotonic() + args.seconds / args.rounds
         clients = []
         for i in range(args.clients):
@@ -439,6 +467,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
     await asyncio.sleep(max(2.0, SETTLE_SECONDS - (time.monotonic() - load_ended)))
     after = proc_status(pid)
     rss_after_round.append(after["rss_kib"])
+    memwatch.take("after")
     if not ledger.probe_rtts:
         ledger.violation("the probe measured nothing")
     rtts = sorted(ledger.probe_rtts) or [0.0]
@@ -471,6 +500,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
         "baseline": baseline,
         "after": after,
         "rss_kib_after_each_round": rss_after_round,
+        "memwatch": memwatch.reports,
         "violations": ledger.violations,
     }
 
@@ -489,6 +519,13 @@ def main() -> int:
         "memory after each is recorded, and must not grow from the first to the last",
     )
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument(
+        "--memwatch",
+        metavar="DIR",
+        help="run the server under tools/memwatch.py and record its memory breakdown "
+        "(mappings, pymalloc arenas, cyclic garbage) at the baseline, after each round and "
+        "at the end; dumps go to DIR",
+    )
     parser.add_argument("--probe-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--storage",
@@ -504,12 +541,19 @@ def main() -> int:
         return probe_main(args.probe_port, 0.5, args.seconds)
     port = free_port()
     env = dict(os.environ, PYTHONPATH=REPO, KTNCHAT_ADMIN_SECRET=ADMIN_SECRET)
+    if args.memwatch:
+        os.makedirs(args.memwatch, exist_ok=True)
+        for old in os.listdir(args.memwatch):
+            if old.startswith("dump-"):
+                os.remove(os.path.join(args.memwatch, old))
+        memwatch = os.path.join(os.path.dirname(os.path.abspath(__file__)), "memwatch.py")
+        launcher = [memwatch, "--dir", args.memwatch, "--census", "--"]
+    else:
+        launcher = ["-m", "ktnchat", "server"]
     server = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "ktnchat",
-            "server",
+            *launcher,
             "--port",
             str(port),
             "--log-level",
