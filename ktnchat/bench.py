@@ -42,6 +42,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
+from ktnchat.oslimits import raise_file_limit
+
 HOST = "127.0.0.1"
 SHAPES = ("open", "bounded", "paced", "idle")
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -706,17 +708,6 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         loop: asyncio.AbstractEventLoop = module.new_event_loop()
         return loop
     return asyncio.new_event_loop()
-
-
-def raise_file_limit(wanted: int) -> None:
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def run_once(workload: Workload, options: Options) -> Dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any, Callable, List, Optional
 from urllib.parse import urlsplit
 
 from ktnchat.cluster.link import ClusterUnavailable
+from ktnchat.oslimits import raise_file_limit
 from ktnchat.protocol import HistoryEncoding
 from ktnchat.protocol.edition2014 import BacklogEncoding
 from ktnchat.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
@@ -319,18 +320,6 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         ),
     )
     return server, service
-
-
-def raise_file_limit(wanted: int) -> None:
-    """Let the process hold `wanted` sockets if the hard limit allows (Unix only)."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def read_admin_secret(path: str) -> Optional[str]:
