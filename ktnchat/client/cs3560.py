@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import queue
 import sys
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from typing import Deque, Optional, TextIO, Union
 
 from ktnchat.client.connection import ClientEvent, Connection, ConnectionLost
 from ktnchat.client.render import neutralise
+from ktnchat.client.typed import EndOfInput, TypedLine, start_reading
 from ktnchat.protocol.lenient import (
     KIND_ERROR,
     KIND_HISTORY_ITEM,
@@ -142,16 +142,6 @@ def parse_line(line: str) -> Optional[Command]:
 
 
 # --- the client --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Line:
-    text: str
-
-
-@dataclass(frozen=True)
-class _EndOfInput:
-    pass
 
 
 @dataclass(frozen=True)
@@ -289,10 +279,7 @@ class Cs3560Client:
     def run(self, stdin: TextIO) -> int:
         """Handle typed lines and server events until exit, end of input or a lost
         connection; returns the exit code. Always closes the connection."""
-        reader = threading.Thread(
-            target=_read_lines, args=(stdin, self.inbox), name="ktnchat-stdin", daemon=True
-        )
-        reader.start()
+        start_reading(stdin, self.inbox)
         typed: Deque[object] = deque()  # lines (and the end of input) not handled yet
         sent_at = 0.0  # when the last request went out
         deadline: Optional[float] = None  # set once exit was typed or input ended
@@ -307,11 +294,11 @@ class Cs3560Client:
                     timeout = sent_at + ANSWER_WAIT_SECONDS - now  # lock step: answer first
                 elif typed:
                     item = typed.popleft()
-                    if isinstance(item, _EndOfInput) or (
-                        isinstance(item, _Line) and isinstance(parse_line(item.text), Exit)
+                    if isinstance(item, EndOfInput) or (
+                        isinstance(item, TypedLine) and isinstance(parse_line(item.text), Exit)
                     ):
                         deadline = now + EXIT_DRAIN_SECONDS
-                    elif isinstance(item, _Line):
+                    elif isinstance(item, TypedLine):
                         before = len(self._pending)
                         self.handle_line(item.text)
                         if len(self._pending) > before:
@@ -353,15 +340,6 @@ def _listing(event: Union[ChatLine, Notice, None]) -> str:
     if event is None:
         return ""
     return neutralise(event.text, multiline=False)
-
-
-def _read_lines(stream: TextIO, inbox: queue.Queue[object]) -> None:
-    try:
-        for line in stream:
-            inbox.put(_Line(line))
-    except (OSError, ValueError, UnicodeDecodeError):
-        pass
-    inbox.put(_EndOfInput())
 
 
 def run(host: str, port: int, stdin: Optional[TextIO] = None) -> int:

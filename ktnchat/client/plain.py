@@ -14,25 +14,15 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Optional, TextIO
 
 from ktnchat.client.render import Rendered
 from ktnchat.client.session import ClientSession
+from ktnchat.client.typed import EndOfInput, TypedLine, start_reading
 
 QUIET_SECONDS = 0.5
 DRAIN_SECONDS = 2.0
 _POLL_SECONDS = 0.1
-
-
-@dataclass(frozen=True)
-class _Line:
-    text: str
-
-
-@dataclass(frozen=True)
-class _EndOfInput:
-    pass
 
 
 class PlainPrinter:
@@ -51,24 +41,9 @@ class PlainPrinter:
                 pass
 
 
-def _read_stdin(stream: TextIO, inbox: queue.Queue[object]) -> None:
-    try:
-        for line in stream:
-            inbox.put(_Line(line))
-    except (OSError, ValueError, UnicodeDecodeError):
-        pass
-    inbox.put(_EndOfInput())
-
-
 def run_plain(session: ClientSession, stdin: Optional[TextIO] = None) -> int:
     """Run a connected session in line mode until quit, lost connection or end of input."""
-    reader = threading.Thread(
-        target=_read_stdin,
-        args=(stdin or sys.stdin, session.inbox),
-        name="ktnchat-stdin",
-        daemon=True,
-    )
-    reader.start()
+    start_reading(stdin or sys.stdin, session.inbox)
     drain_deadline: Optional[float] = None
     eof_at = 0.0
     try:
@@ -85,9 +60,9 @@ def run_plain(session: ClientSession, stdin: Optional[TextIO] = None) -> int:
                 item = session.inbox.get(timeout=timeout)
             except queue.Empty:
                 continue
-            if isinstance(item, _Line):
+            if isinstance(item, TypedLine):
                 session.handle_line(item.text)
-            elif isinstance(item, _EndOfInput):
+            elif isinstance(item, EndOfInput):
                 eof_at = time.monotonic()
                 drain_deadline = eof_at + DRAIN_SECONDS
             else:
