@@ -19,7 +19,7 @@ Loopback only; bounded in time and count; the server process is always stopped. 
 status 0 only if every invariant held. `--json` writes the figures.
 
     python3 tools/soak.py --clients 1000 --seconds 600 --rounds 2   # the full run
-    python3 tools/soak.py --clients 100 --seconds 30            # the CI run
+    python3 tools/soak.py --clients 100 --seconds 30 --rounds 2 --memwatch DIR   # the CI run
 """
 
 from __future__ import annotations
@@ -76,14 +76,14 @@ class MemWatch:
         self.directory = directory
         self.reports: List[Dict[str, Any]] = []
 
-    def take(self, moment: str) -> None:
+    async def take(self, moment: str) -> None:
         if self.directory is None:
             return
         path = os.path.join(self.directory, f"dump-{len(self.reports) + 1}.json")
         os.kill(self.pid, signal.SIGUSR1)
         deadline = time.monotonic() + 30
         while not os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)  # the observers keep reading meanwhile
         try:
             with open(path) as found:
                 report = json.load(found)
@@ -407,14 +407,14 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
     await asyncio.sleep(1.0)
     baseline = proc_status(pid)
     memwatch = MemWatch(pid, args.memwatch)
-    memwatch.take("baseline")
+    await memwatch.take("baseline")
     rss_after_round: List[int] = []
     for round_number in range(args.rounds):
         if round_number:
             # Quiet: the crowd has gone; give the server one memory trim, then measure.
             await asyncio.sleep(SETTLE_SECONDS)
             rss_after_round.append(proc_status(pid)["rss_kib"])
-            memwatch.take(f"after round {round_number}")
+            await memwatch.take(f"after round {round_number}")
         deadline = time.monotonic() + args.seconds / args.rounds
         clients = []
         for i in range(args.clients):
@@ -467,7 +467,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
     await asyncio.sleep(max(2.0, SETTLE_SECONDS - (time.monotonic() - load_ended)))
     after = proc_status(pid)
     rss_after_round.append(after["rss_kib"])
-    memwatch.take("after")
+    await memwatch.take("after")
     if not ledger.probe_rtts:
         ledger.violation("the probe measured nothing")
     rtts = sorted(ledger.probe_rtts) or [0.0]
