@@ -24,6 +24,7 @@ from ktnchat.protocol.events import (
     REQUEST_KEY,
     RESPONSE_KEY,
     SENDER_KEY,
+    STREAM_KEY,
     TIMESTAMP_KEY,
     HistoryEncoding,
     Request,
@@ -117,7 +118,25 @@ def request_from_value(value: Any, *, escaped: bool = True) -> Request:
         word = scrub_surrogates(word)
         if isinstance(content, str):
             content = scrub_surrogates(content)
+    if STREAM_KEY in value:
+        return Request(word, content, stream=stream_choice(value[STREAM_KEY]))
     return Request(word, content)
+
+
+def stream_choice(value: Any) -> Optional[bool]:
+    """The framing a `stream` key or request content asks for: True (on), False (off),
+    or None for a value that says neither (ignored)."""
+    if value is None or value is True:
+        return value
+    if value is False:
+        return False
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("on", "1", "true", "yes", ""):
+            return True
+        if word in ("off", "0", "false", "no"):
+            return False
+    return None
 
 
 def _scrubbed_2014(request: Request, escaped: bool) -> Request:
@@ -252,9 +271,10 @@ def encode_json(value: Any) -> str:
         raise LocalProtocolError(f"cannot encode {value!r}: {exc}") from exc
 
 
-def encode_request(word: str, content: Any = None) -> bytes:
-    """The bytes of one client request, no delimiter (as every measured client sends)."""
-    return encode_json({REQUEST_KEY: word, CONTENT_KEY: content}).encode("ascii")
+def encode_request(word: str, content: Any = None, **extra: Any) -> bytes:
+    """The bytes of one client request, no delimiter (as every measured client sends);
+    `extra` keys (such as "stream") follow the envelope's two."""
+    return encode_json({REQUEST_KEY: word, CONTENT_KEY: content, **extra}).encode("ascii")
 
 
 def response_to_dict(response: Response, history: HistoryEncoding) -> dict[str, Any]:
@@ -312,6 +332,18 @@ def encode_response_frames(
         batches[-1].append(message)
         size += entry
     return [encode_response(replace(response, content=tuple(batch)), history) for batch in batches]
+
+
+def encode_history_as_messages(response: Response) -> List[bytes]:
+    """A `history` response as ordinary `message` responses, one object per message,
+    oldest first, each marked with the extra key "history": true (none for an empty one).
+
+    Every measured client renders a `message`; no single `history` content keeps all of
+    them alive (docs/protocol.md, "Earlier messages at login")."""
+    return [
+        encode_response(replace(message, extra={**message.extra, HISTORY: True}))
+        for message in response.messages
+    ]
 
 
 def _history_entry_size(message: Response, encoding: HistoryEncoding) -> int:

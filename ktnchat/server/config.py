@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ktnchat.protocol import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FRAME_BYTES, HistoryEncoding
+from ktnchat.protocol import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_FRAME_BYTES,
+    HistoryDelivery,
+    HistoryEncoding,
+)
 from ktnchat.protocol.edition2014 import BacklogEncoding
 
 DEFAULT_HOST = "127.0.0.1"
@@ -37,8 +42,13 @@ class ServerConfig:
     pace_interval: float = 0.05
     pace_backlog: int = 256  # a paced connection this many objects behind starts streaming
     max_object_bytes: int = 1000  # history is split into objects of at most this size
-    history_encoding: HistoryEncoding = HistoryEncoding.JSON_STRINGS
-    backlog_encoding: BacklogEncoding = BacklogEncoding.PLAIN  # 2014 clients' login backlog
+    # Earlier messages (login, join, `history`) reach a client that has not said
+    # `stream on` as ordinary `message` responses: every measured client survives those,
+    # while each `history` shape kills some (docs/protocol.md). HISTORY: the seed's shape.
+    history_delivery: HistoryDelivery = HistoryDelivery.MESSAGES
+    history_encoding: HistoryEncoding = HistoryEncoding.JSON_STRINGS  # when it is `history`
+    # 2014 clients' login backlog: JSON strings, which all 3 measured 2014 clients accept.
+    backlog_encoding: BacklogEncoding = BacklogEncoding.JSON
     login_timeout: float = 300.0  # seconds to log in before being closed (0: no limit)
     frame_timeout: float = 30.0  # seconds a half-sent request may wait for its rest (0: no limit)
     idle_timeout: float = 0.0  # seconds without any request before being closed (0: no limit)

@@ -53,6 +53,7 @@ class Connection:
         "server",
         "session",
         "sock",
+        "wants_history",
     )
 
     def __init__(
@@ -75,6 +76,9 @@ class Connection:
         self.mask = READ
         self.busy = False  # a request of ours is on the storage worker
         self.edition2014: Optional[Edition2014Writer] = None  # set if it speaks 2014
+        # True once the client said `stream on` (as a request or a "stream" key): it has
+        # shown it parses a stream, and gets earlier messages as `history` responses.
+        self.wants_history = False
         self.closed = False
         self.closing_since: Optional[float] = None  # set when closing after a final reply
         self.opened_at = now
@@ -131,6 +135,8 @@ class Connection:
                 log.info("%s speaks the 2014 edition", self.peer)
             if event.alias is not None and self.edition2014 is not None:
                 self.edition2014.names_word = event.alias
+            if event.stream is not None:  # {"request": …, "stream": "on"}: framing first
+                self.set_stream(event.stream)
             if server.needs_worker(event):
                 # Hand the worker this request and the ones already decoded behind it:
                 # one thread hand-off for a whole pipelined burst, answered in order.
@@ -225,6 +231,14 @@ class Connection:
 
     def stream(self) -> None:
         self.outbox.stream()
+
+    def set_stream(self, on: bool) -> None:
+        """The client's own `stream on` / `stream off` (owning loop only)."""
+        if on:
+            self.wants_history = True  # for good: it has shown it parses a stream
+            self.outbox.stream()
+        else:
+            self.outbox.set_pace(self.server.config.pace_interval)
 
     def close_after_flush(self, now: float, reason: str) -> None:
         """Stop reading; close once the queued replies are written (or after a linger)."""

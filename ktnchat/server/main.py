@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ktnchat.cluster.link import ClusterUnavailable
 from ktnchat.oslimits import raise_file_limit
-from ktnchat.protocol import HistoryEncoding
+from ktnchat.protocol import HistoryDelivery, HistoryEncoding
 from ktnchat.protocol.edition2014 import BacklogEncoding
 from ktnchat.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from ktnchat.server.server import ChatServer
@@ -212,11 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
         "history responses are split into objects of at most this size",
     )
     option(
+        "--history-delivery",
+        HistoryDelivery,
+        _server_defaults.history_delivery,
+        "how earlier messages reach a client that has not said 'stream on': messages "
+        "(ordinary message responses, which every measured client survives) or history "
+        "(the seed's history response, in --history-encoding)",
+        choices=list(HistoryDelivery),
+    )
+    option(
         "--history-encoding",
         HistoryEncoding,
         _server_defaults.history_encoding,
-        "how history lists messages: json-strings (as the course's reference server), "
-        "objects, or json-text",
+        "how a history response lists messages: json-strings (as the course's reference "
+        "server), objects, or json-text",
         choices=list(HistoryEncoding),
     )
     option(
@@ -293,6 +302,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         pace_interval=max(0.0, args.pace_ms / 1000.0),
         pace_backlog=args.pace_backlog,
         max_object_bytes=args.max_object_bytes,
+        history_delivery=args.history_delivery,
         history_encoding=args.history_encoding,
         backlog_encoding=args.backlog_encoding,
         reuse_port=bool(args.reuse_port),

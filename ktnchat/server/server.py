@@ -19,7 +19,15 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ktnchat.cluster.events import response_from_wire, response_to_wire
-from ktnchat.protocol import Request, Response, encode_json, encode_response_frames
+from ktnchat.protocol import (
+    HISTORY,
+    HistoryDelivery,
+    Request,
+    Response,
+    encode_history_as_messages,
+    encode_json,
+    encode_response_frames,
+)
 from ktnchat.protocol.edition2014 import broadcast_object
 from ktnchat.server.config import ServerConfig
 from ktnchat.server.connection import Connection
@@ -209,11 +217,24 @@ class ChatServer:
         return encode_response_frames(response, config.history_encoding, config.max_object_bytes)
 
     def encode_reply(self, conn: Connection, response: Response) -> List[bytes]:
-        """The wire objects answering `conn` itself, in the edition it speaks."""
+        """The wire objects answering `conn` itself, in the edition it speaks. Earlier
+        messages go as `message` responses to a client that has not said `stream on`
+        (unless --history-delivery history)."""
         writer = conn.edition2014
-        if writer is None:
-            return self.encode(response)
-        return [encode_object(obj) for obj in writer.reply_objects(response)]
+        if writer is not None:
+            return [encode_object(obj) for obj in writer.reply_objects(response)]
+        if (
+            response.kind == HISTORY
+            and not conn.wants_history
+            and self.config.history_delivery is HistoryDelivery.MESSAGES
+        ):
+            return encode_history_as_messages(response)
+        return self.encode(response)
+
+    def _send_reply(self, conn: Connection, response: Response) -> None:
+        """On conn's loop: encode a response for conn alone and queue it."""
+        if not conn.closed:
+            conn.send(self.encode_reply(conn, response))
 
     def encode_broadcast_2014(self, response: Response) -> List[bytes]:
         """The wire objects of a broadcast for 2014-edition recipients (maybe none)."""
@@ -229,15 +250,17 @@ class ChatServer:
             for response in outcome.replies:
                 origin.send(self.encode_reply(origin, response))
             if outcome.stream is not None:
-                if outcome.stream:
-                    origin.stream()
-                else:
-                    origin.outbox.set_pace(self.config.pace_interval)
+                origin.set_stream(outcome.stream)
         if self._stopping:
             return
         here = threading.get_ident()
         limit = self.config.max_outbox_bytes
         for broadcast in outcome.broadcasts:
+            if broadcast.response.kind == HISTORY:
+                # Told to one session (say, a user kicked to the lobby): encoded for
+                # that connection, on its own loop, as its replies are.
+                self._tell(broadcast)
+                continue
             frames = self.encode(broadcast.response)
             single = frames[0] if len(frames) == 1 else None
             size = len(single) if single is not None else 0
@@ -283,6 +306,21 @@ class ChatServer:
                 target.loop.post(functools.partial(self._disconnect, target, reason))
         if outcome.close and origin is not None:
             origin.close_after_flush(origin.last_request, "closed by the service")
+
+    def _tell(self, broadcast: Broadcast) -> None:
+        """Deliver a per-connection response (a history) to each of its recipients."""
+        recipients = broadcast.recipients
+        if recipients is None:
+            recipients = self.service.presence.members(broadcast.room)
+        here = threading.get_ident()
+        for session in recipients:
+            target = session.transport
+            if target is None or target.closed or session is broadcast.exclude:
+                continue
+            if target.loop.thread_id == here:
+                self._send_reply(target, broadcast.response)
+            else:
+                target.loop.post(functools.partial(self._send_reply, target, broadcast.response))
 
     def _publish(self, cluster: ClusterLink, *outcomes: Outcome) -> None:
         """Put the outcomes' cluster-wide parts on the bus, in one round trip."""
