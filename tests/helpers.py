@@ -49,6 +49,7 @@ class Peer:
         self.segments: List[bytes] = []
         self.cursor = 0
         self.eof = False
+        self.streaming = stream
         if stream:
             self.send("stream", "on")
             self.expect(lambda r: r.get("stream") is True)
@@ -111,10 +112,45 @@ class Peer:
 
         return self.expect(matches, timeout)
 
-    def login(self, name: str) -> Dict[str, Any]:
+    def login(self, name: str) -> List[Dict[str, Any]]:
+        """Log in; the earlier messages the login brought, oldest first."""
         self.send("login", name)
+        self.send("names")  # a marker: its answer comes after the login's earlier messages
         self.expect_response("info", username=name)
-        return self.expect_response("history")
+        return self.earlier_messages()
+
+    def earlier_messages(self) -> List[Dict[str, Any]]:
+        """The earlier messages up to the answer of a `names` marker already sent, as
+        message objects: from `history` responses (a streaming peer; JSON strings, the
+        default encoding) or replayed `message` responses marked "history" (a paced one).
+        Other objects in between stay unread, in order."""
+        found: List[Dict[str, Any]] = []
+        start = self.cursor
+        deadline = time.monotonic() + WAIT
+        index = start
+        while True:
+            while index < len(self.received):
+                obj = self.received[index]
+                if obj.get("response") == "info" and "names" in obj:
+                    # Read: the earlier messages and the marker; unread: the rest, in order.
+                    between = self.received[start:index]
+                    taken = [o for o in between if _is_earlier(o)] + [obj]
+                    self.received[start : index + 1] = taken + [
+                        o for o in between if not _is_earlier(o)
+                    ]
+                    self.cursor = start + len(taken)
+                    return found
+                if obj.get("response") == "history":
+                    content = obj["content"]
+                    found.extend(json.loads(e) if isinstance(e, str) else e for e in content)
+                elif _is_earlier(obj):
+                    found.append({k: v for k, v in obj.items() if k != "history"})
+                index += 1
+            if not self._pump(deadline):
+                raise AssertionError(
+                    f"no names answer after the earlier messages within {WAIT}s "
+                    f"(eof={self.eof}); unread: {self.received[start:]!r}"
+                )
 
     def wait_eof(self, timeout: float = WAIT) -> None:
         deadline = time.monotonic() + timeout
@@ -135,6 +171,12 @@ class Peer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_earlier(obj: Dict[str, Any]) -> bool:
+    """A history response, or an earlier message replayed as a `message` response."""
+    kind = obj.get("response")
+    return kind == "history" or (kind == "message" and obj.get("history") is True)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:

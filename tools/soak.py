@@ -123,8 +123,8 @@ class Reader:
 
     def check(self, obj: Dict[str, Any]) -> Optional[Tuple[str, int, str]]:
         """For a soak message: (sender, seq, room); checks order and duplicates."""
-        if obj.get("response") != "message" or obj.get("private"):
-            return None
+        if obj.get("response") != "message" or obj.get("private") or obj.get("history"):
+            return None  # earlier messages replayed to a paced client are not live ones
         text = obj.get("content")
         if not isinstance(text, str) or not text.startswith(MARK):
             return None

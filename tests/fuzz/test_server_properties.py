@@ -131,7 +131,9 @@ def test_many_garbage_connections_at_once_leave_the_chat_working(
 def test_a_unicode_digit_history_count_does_not_take_the_server_down() -> None:
     server = start_server()
     try:
-        with Peer(server.address, stream=True) as alice, Peer(server.address) as mallory:
+        with Peer(server.address, stream=True) as alice, Peer(
+            server.address, stream=True
+        ) as mallory:  # streaming: an empty history is still answered (paced: nothing)
             alice.login("alice")
             mallory.login("mallory")
             mallory.send("history", "\u00b2")

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 
+from ktnchat.protocol import HistoryDelivery
 from ktnchat.server.connection import Connection
 from tests.helpers import NO_FLOOD, Peer, wait_until
 
@@ -52,15 +53,53 @@ def test_login_history_holds_earlier_messages_in_order(fast) -> None:
             alice.send("msg", f"message {i}")
         for i in range(30):
             alice.expect_response("message", content=f"message {i}")
-        with Peer(fast.address) as bob:
+        sent = [r for r in alice.received if r.get("response") == "message"]
+        with Peer(fast.address) as bob:  # has not said `stream on`: ordinary messages
             bob.send("login", "bob")
             bob.expect_response("info", username="bob")
-            objects = [bob.expect_response("history")]
-            while len(messages_of(objects)) < 30:
-                objects.append(bob.expect_response("history"))
-            entries = messages_of(objects)
-            assert [e["content"] for e in entries] == [f"message {i}" for i in range(30)]
-            assert all(e["response"] == "message" and e["sender"] == "alice" for e in entries)
+            replayed = [bob.expect_response("message") for _ in range(30)]
+            assert all(r["history"] is True for r in replayed)
+            assert [{k: v for k, v in r.items() if k != "history"} for r in replayed] == sent
+            bob.send("msg", "live")  # after the earlier ones, and not marked
+            live = bob.expect_response("message")
+            assert live["content"] == "live" and "history" not in live
+        with Peer(fast.address, stream=True) as carol:  # said `stream on`: history responses
+            carol.send("login", "carol")
+            carol.expect_response("info", username="carol")
+            objects = [carol.expect_response("history")]
+            while len(messages_of(objects)) < 31:
+                objects.append(carol.expect_response("history"))
+            assert messages_of(objects) == [*sent, live]
+
+
+def test_a_stream_key_on_login_brings_the_history_response(fast) -> None:
+    """{"request":"login","content":…,"stream":"on"}: streaming before the login is handled,
+    so the login's earlier messages come as a `history` response (as our client asks)."""
+    with Peer(fast.address) as alice:
+        alice.login("alice")
+        alice.send("msg", "earlier")
+        alice.expect_response("message", content="earlier")
+        with Peer(fast.address) as bob:
+            bob.send_raw(b'{"request": "login", "content": "bob", "stream": "on"}')
+            bob.expect_response("info", username="bob")
+            [entry] = messages_of([bob.expect_response("history")])
+            assert entry["content"] == "earlier"
+            assert not [r for r in bob.received if r.get("history") is True]
+
+
+def test_history_delivery_history_keeps_the_seeds_shape(server_factory) -> None:
+    server = server_factory(pace_interval=0.0, history_delivery=HistoryDelivery.HISTORY)
+    with Peer(server.address) as alice, Peer(server.address) as bob:
+        alice.login("alice")
+        alice.send("msg", "earlier")
+        alice.expect_response("message", content="earlier")
+        bob.send("login", "bob")
+        bob.expect_response("info", username="bob")
+        [entry] = messages_of([bob.expect_response("history")])
+        assert entry["content"] == "earlier"
+        alice.send("msg", "live")
+        bob.expect_response("message", content="live")
+        assert not [r for r in bob.received if r.get("history") is True]
 
 
 def test_names_lists_logged_in_users_as_a_string(fast) -> None:
@@ -224,12 +263,10 @@ def test_default_server_sends_one_object_per_segment(server) -> None:
     with Peer(server.address) as naive:
         naive.send("login", "naive")
         naive.expect_response("info", username="naive")
-        history = [naive.expect_response("history")]
-        while len(messages_of(history)) < 50:
-            history.append(naive.expect_response("history"))
+        replayed = [naive.expect_response("message", history=True) for _ in range(50)]
         naive.send("names")
         naive.expect(lambda r: "names" in r)
-        assert len(history) > 1
+        assert [r["content"] for r in replayed][-1] == "history line 49 " + "y" * 49
         assert all(len(segment) <= 1024 for segment in naive.segments)
         assert [segment.count(b"\n") for segment in naive.segments] == [1] * len(naive.segments)
         assert len(naive.segments) == len(naive.received)

@@ -22,14 +22,16 @@ def chat(server_factory):
     return server_factory(pace_interval=0.0, admin_secret=SECRET)
 
 
-def history_texts(history: dict) -> list:
-    return [json.loads(item)["content"] for item in history["content"]]
+def history_texts(earlier: list) -> list:
+    return [entry["content"] for entry in earlier]
 
 
-def join(peer: Peer, room: str) -> dict:
+def join(peer: Peer, room: str) -> list:
+    """Join `room`; the earlier messages that came with it."""
     peer.send("join", room)
+    peer.send("names")  # a marker after the room's earlier messages
     peer.expect(lambda r: r.get("event") == "joined" and r.get("room") == room)
-    return peer.expect_response("history")
+    return peer.earlier_messages()
 
 
 def register(peer: Peer, password: str) -> None:
