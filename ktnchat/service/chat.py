@@ -10,7 +10,7 @@ from typing import Any, Optional, Tuple
 
 from ktnchat import __version__
 from ktnchat.protocol import MESSAGE, Request, Response
-from ktnchat.service.commands import help_lines
+from ktnchat.service.commands import allowed_words, help_lines
 from ktnchat.service.core import ServiceCore, log
 from ktnchat.service.errors import (
     AlreadyLoggedIn,
@@ -292,7 +292,14 @@ class ChatCommands(ServiceCore):
             else "Requests you can send now (log in to see more):"
         )
         rank = self.rank(session) if logged_in else 0
-        return self.listing(title + "\n", help_lines(logged_in, rank), separator="\n")
+        # Extra key: the request words themselves, for clients that show only what the
+        # server says this user may send (the web client's moderator actions).
+        return self.listing(
+            title + "\n",
+            help_lines(logged_in, rank),
+            separator="\n",
+            requests=allowed_words(logged_in, rank),
+        )
 
     def cmd_stream(self, session: Session, request: Request) -> Outcome:
         choice = request.text()

@@ -242,10 +242,20 @@ COMMANDS: Dict[str, Command] = _table(
 ALIASES: Dict[str, str] = {"users": "names", "listusers": "names", "list": "names"}
 
 
-def help_lines(logged_in: bool, rank: int) -> List[str]:
-    """Usage lines of the commands a user in this state may send now."""
+def allowed_commands(logged_in: bool, rank: int) -> List[Command]:
+    """The commands a user in this state may send now, in table order."""
     return [
-        f"{command.usage} - {command.summary}"
+        command
         for command in COMMANDS.values()
         if (logged_in or not command.needs_login) and (rank >= command.rank)
     ]
+
+
+def help_lines(logged_in: bool, rank: int) -> List[str]:
+    """Usage lines of the commands a user in this state may send now."""
+    return [f"{command.usage} - {command.summary}" for command in allowed_commands(logged_in, rank)]
+
+
+def allowed_words(logged_in: bool, rank: int) -> List[str]:
+    """The request words a user in this state may send now."""
+    return [command.word for command in allowed_commands(logged_in, rank)]
