@@ -14,6 +14,7 @@ commands:
   check     test a server or client for conformance (ktnchat check --help)
   bench     fan-out benchmark against a server it starts (ktnchat bench --help)
   health    exit 0 if a server answers (ktnchat health [HOST] [PORT] [--timeout S])
+  top       a live view of a server's /metrics (ktnchat top HOST:PORT)
   version   print the version
 """
 
@@ -44,6 +45,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from ktnchat.health import main as health_main
 
         return health_main(rest)
+    if command == "top":
+        from ktnchat.top import main as top_main
+
+        return top_main(rest)
     if command in ("version", "--version"):
         from ktnchat import __version__
 
