@@ -8,7 +8,12 @@
 # - The pty does not echo (ECHO off), and the tokens we look for in the output are only
 #   ever sent by the fake server, never typed, so typed text cannot fake a pass.
 # - Output is judged after removing terminal escape sequences and carriage returns.
-# - Every wait has a deadline; every exception becomes a FAIL with its reason.
+# - A request's extra keys WARN, except ktnchat's own "stream": "on"/"off" (a framing
+#   extension that servers reading only request and content ignore): noted on the PASS.
+# - Every wait has a deadline (cut short when the client exits); every exception becomes a
+#   FAIL with its reason.
+# - A history-shape check (history_shapes.py) records whether the client survived its shape
+#   (result.extra["survived"]: the live message after it shown, the process still running).
 from __future__ import annotations
 
 import os
@@ -23,10 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ktnchat.conformance import history_shapes as hs
 from ktnchat.conformance import scenarios as sc
 from ktnchat.conformance.fakeserver import FakeServer, Frame
 from ktnchat.conformance.report import CheckResult, Status, show_bytes
 from ktnchat.conformance.server_checks import StepFailed, placeholder_values, substitute
+from ktnchat.protocol.codec import stream_choice
+from ktnchat.protocol.events import STREAM_KEY
 
 INPUT_STYLES: Dict[str, Dict[str, str]] = {
     # `login alice`, `msg hi`: the seed's own command words (2017 edition).
@@ -56,6 +64,7 @@ INPUT_STYLES: Dict[str, Dict[str, str]] = {
 }
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
 MAX_OUTPUT = 4 * 1024 * 1024
+TAIL_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -124,16 +133,25 @@ class ClientProcess:
         return _ESCAPES.sub("", raw.decode("utf-8", errors="replace")).replace("\r", "")
 
     def tail(self) -> str:
-        text = self.text()
+        """The end of the output (escaped; a traceback's last line is what matters)."""
+        shown = show_bytes(self.text()[-2000:].encode("utf-8"), limit=1 << 20)
+        if len(shown) > TAIL_CHARS:
+            shown = "..." + shown[-TAIL_CHARS:]
         state = "" if self.proc.poll() is None else f" [client exited with {self.proc.returncode}]"
-        return show_bytes(text[-400:].encode("utf-8")) + state
+        return shown + state
 
     def wait_output(self, tokens: Sequence[str], deadline: float) -> bool:
+        """Wait until the output shows every token; False at the deadline, or soon after
+        the client exits (once its last output is read)."""
+        exited: Optional[float] = None
         while True:
             text = self.text()
             if all(token in text for token in tokens):
                 return True
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if exited is None and self.proc.poll() is not None:
+                exited = now
+            if now >= deadline or (exited is not None and now - exited > 0.3):
                 return False
             time.sleep(0.05)  # polling our own buffer, bounded by the deadline
 
@@ -172,6 +190,8 @@ class ClientRunner:
         self.server = FakeServer(gap=options.gap)
         self.client: Optional[ClientProcess] = None
         self.cursor = 0
+        self.survived: Optional[bool] = None  # of the shape, once judged
+        self.detail = ""  # a note on a pass
 
     def run(self) -> None:
         o = self.options
@@ -236,17 +256,39 @@ class ClientRunner:
         elif isinstance(step, sc.Reply):
             self.send(step.values, step.mode)
         elif isinstance(step, sc.ExpectOutput):
-            tokens = [substitute(t, self.values) for t in step.tokens]
-            if not self.client.wait_output(tokens, time.monotonic() + self.options.timeout):
-                missing = [t for t in tokens if t not in self.client.text()]
+            self.expect_output(step)
+        elif isinstance(step, sc.ExpectAlive):
+            code = self.client.proc.poll()
+            if code is not None:
+                self.survived = False
                 raise StepFailed(
-                    f"expected {step.what} ({', '.join(missing)}) in the client's output "
-                    f"within {self.options.timeout} s",
+                    f"not survived: expected {step.what}; it exited with status {code}",
                     self.client.tail(),
-                    step.level,
                 )
         elif isinstance(step, sc.ExpectRequest):
             self.expect_request(step)
+
+    def expect_output(self, step: sc.ExpectOutput) -> None:
+        assert self.client is not None
+        tokens = [substitute(t, self.values) for t in step.tokens]
+        shown = self.client.wait_output(tokens, time.monotonic() + self.options.timeout)
+        if step.survival:
+            self.survived = shown
+        if shown:
+            return
+        missing = [t for t in tokens if t not in self.client.text()]
+        code = self.client.proc.poll()
+        where = f"within {self.options.timeout} s" if code is None else "before it exited"
+        lead = "expected"
+        if step.survival:
+            lead = "not survived: expected"
+        elif self.survived:
+            lead = "survived, but expected"
+        raise StepFailed(
+            f"{lead} {step.what} ({', '.join(missing)}) in the client's output {where}",
+            self.client.tail(),
+            step.level,
+        )
 
     def expect_request(self, step: sc.ExpectRequest) -> None:
         deadline = time.monotonic() + self.options.timeout
@@ -265,7 +307,8 @@ class ClientRunner:
             self.cursor += 1
             word = frame.value.get("request") if isinstance(frame.value, dict) else None
             if isinstance(word, str) and word.strip().lower() == step.word:
-                self.judge_request(frame, step)
+                if step.judge:
+                    self.judge_request(frame, step)
                 return
 
     def judge_request(self, frame: Frame, step: sc.ExpectRequest) -> None:
@@ -286,25 +329,42 @@ class ClientRunner:
                 Status.WARN,
             )
         extra = sorted(set(value) - {"request", "content"})
+        unknown = [k for k in extra if k != STREAM_KEY or stream_choice(value[k]) is None]
+        if unknown:
+            raise StepFailed(f"extra keys {', '.join(map(repr, unknown))}", got, Status.WARN)
         if extra:
-            raise StepFailed(f"extra keys {', '.join(map(repr, extra))}", got, Status.WARN)
+            self.detail = (
+                f"extra key {STREAM_KEY!r}: ktnchat's framing extension, which servers that "
+                "read only 'request' and 'content' ignore"
+            )
 
 
 def run_client_check(check: sc.ClientCheck, options: ClientOptions) -> CheckResult:
     """Run one client check; never raises."""
     started = time.monotonic()
     status, detail, received = Status.PASS, "", ""
+    runner: Optional[ClientRunner] = None
     try:
-        ClientRunner(check, options).run()
+        runner = ClientRunner(check, options)
+        runner.run()
+        detail = runner.detail
     except StepFailed as failed:
         status = failed.level or check.level
         detail, received = failed.reason, failed.received
     except Exception as exc:  # a checker must report, never crash
         status, detail = Status.FAIL, f"checker error: {type(exc).__name__}: {exc}"
+    extra: Dict[str, object] = {}
+    if check.shape:
+        extra = {"shape": check.shape, "survived": runner.survived if runner else None}
     return CheckResult(
         check.check_id, check.title, status, check.rule, detail, received,
-        time.monotonic() - started,
+        time.monotonic() - started, extra,
     )  # fmt: skip
+
+
+def all_client_checks() -> List[sc.ClientCheck]:
+    """The request, show and framing checks, then one per history shape."""
+    return sc.client_checks() + hs.shape_checks()
 
 
 def run_client_checks(
@@ -312,7 +372,7 @@ def run_client_checks(
 ) -> List[CheckResult]:
     """Run every client check (or those whose id starts with one of `only`)."""
     chosen = [
-        c for c in sc.client_checks()
+        c for c in all_client_checks()
         if not only or any(c.check_id.startswith(prefix) for prefix in only)
     ]  # fmt: skip
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:

@@ -2,8 +2,9 @@
 #
 # Rules:
 # - `ktnchat check server HOST[:PORT]` and `ktnchat check client [OPTIONS] -- COMMAND...`.
-# - Output: a readable table, or one JSON document with --json. Exit status: 0 when no check
-#   FAILed, 1 when one did, 2 for bad usage.
+# - Output: a readable table, or one JSON document with --json; a client report ends with
+#   the history shapes the client survived. Exit status: 0 when no check FAILed, 1 when one
+#   did, 2 for bad usage.
 # - Never raises: bad arguments are reported with usage and status 2.
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 from typing import List, Optional, Sequence, Tuple
 
 from ktnchat.conformance.client_checks import INPUT_STYLES, ClientOptions, run_client_checks
+from ktnchat.conformance.history_shapes import survival, survival_summary
 from ktnchat.conformance.report import exit_status, render_json, render_table
 from ktnchat.conformance.scenarios import EDITIONS
 from ktnchat.conformance.server_checks import Options, run_server_checks
@@ -167,9 +169,15 @@ def _client(rest: List[str]) -> int:
     )
     results = run_client_checks(options, ns.only)
     target = " ".join(command)
+    shapes = survival_summary(results)
     if ns.json:
-        print(render_json("client", target, "2017", results), end="")
+        extra = {"history_shapes": survival(results)} if shapes else None
+        print(render_json("client", target, "2017", results, extra), end="")
     else:
         title = f"ktnchat check client -- {target} (seed edition 2017, input style {ns.input})"
-        print(render_table(title, results, verbose=ns.verbose, width=_width()), end="")
+        notes = [shapes] if shapes else []
+        print(
+            render_table(title, results, verbose=ns.verbose, width=_width(), notes=notes),
+            end="",
+        )
     return exit_status(results)

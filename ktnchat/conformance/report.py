@@ -12,7 +12,7 @@ import enum
 import json
 import textwrap
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 MAX_RECEIVED_CHARS = 400
 
@@ -86,9 +86,15 @@ def summary(results: Sequence[CheckResult]) -> str:
 
 
 def render_table(
-    title: str, results: Sequence[CheckResult], *, verbose: bool = False, width: int = 100
+    title: str,
+    results: Sequence[CheckResult],
+    *,
+    verbose: bool = False,
+    width: int = 100,
+    notes: Sequence[str] = (),
 ) -> str:
-    """A readable report: one row per check, the rule and what was received under problems."""
+    """A readable report: one row per check, the rule and what was received under problems;
+    `notes` (summary lines) before the count."""
     lines: List[str] = [title, ""]
     id_width = max([len(r.check_id) for r in results] + [8])
     indent = " " * 6
@@ -102,6 +108,8 @@ def render_table(
         if result.status is not Status.PASS and result.received:
             lines.extend(_wrap(result.received, indent + "got:  ", width, indent + "      "))
     lines.append("")
+    for note in notes:
+        lines.extend(_wrap(note, "", width, "  "))
     lines.append(f"{len(results)} checks: {summary(results)}")
     return "\n".join(lines) + "\n"
 
@@ -125,9 +133,15 @@ def _wrap(text: str, first: str, width: int, rest: str = "") -> List[str]:
     return out
 
 
-def render_json(kind: str, target: str, edition: str, results: Sequence[CheckResult]) -> str:
-    """The machine-readable report (one JSON document)."""
-    document = {
+def render_json(
+    kind: str,
+    target: str,
+    edition: str,
+    results: Sequence[CheckResult],
+    extra: Optional[Dict[str, Any]] = None,
+) -> str:
+    """The machine-readable report (one JSON document); `extra` adds top-level keys."""
+    document: Dict[str, Any] = {
         "checker": "ktnchat check",
         "kind": kind,
         "target": target,
@@ -135,5 +149,6 @@ def render_json(kind: str, target: str, edition: str, results: Sequence[CheckRes
         "summary": {s.value: sum(1 for r in results if r.status is s) for s in Status},
         "exit_status": exit_status(results),
         "results": [r.as_dict() for r in results],
+        **(extra or {}),
     }
     return json.dumps(document, indent=2, ensure_ascii=True) + "\n"

@@ -12,6 +12,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from typing import Any, List
 
 DEFECTS = (
@@ -20,6 +21,13 @@ DEFECTS = (
     "logout-no-content",  # logout sends no "content" key
     "hide-errors",  # error responses are not shown
     "dies-on-concat",  # buffers split objects but dies on two in one read
+    # History and names shapes (each kills the receiver thread on one shape or more):
+    "objects-only",  # history entries used as objects, never decoded from JSON strings
+    "last-entry",  # shows the history's last entry with content[-1] (dies on [])
+    "parse-time",  # parses every timestamp with time.strptime (dies on numbers)
+    "info-concat",  # shows "info: " + content (dies on a list)
+    "four-keys",  # unpacks exactly four values from each response (dies on extra keys)
+    "ignore-history",  # history responses are silently dropped (survives, shows nothing)
 )
 
 
@@ -87,21 +95,30 @@ class Client:
     def present(self, payload: Any) -> None:
         kind, content = payload["response"], payload["content"]
         sender = payload.get("sender", "")
+        if self.defect == "four-keys":
+            _, sender, kind, content = payload.values()
+        if self.defect == "parse-time":
+            time.strptime(payload["timestamp"], "%Y-%m-%d %H:%M:%S")
         if kind == "message":
             show(f"{sender}: {content}")
         elif kind == "info":
-            show(f"info: {content}")
+            show("info: " + content if self.defect == "info-concat" else f"info: {content}")
         elif kind == "error" and self.defect != "hide-errors":
             show(f"error: {content}")
-        elif kind == "history":
-            for entry in self.entries(content):
+        elif kind == "history" and self.defect != "ignore-history":
+            entries = self.entries(content)
+            for entry in entries:
                 show(f"[history] {entry['sender']}: {entry['content']}")
+            if self.defect == "last-entry":
+                show(f"{len(entries)} earlier messages, the last: {entries[-1]['content']}")
 
     def entries(self, content: Any) -> List[Any]:
         if self.naive:
             return [json.loads(e) for e in content]
         if isinstance(content, str):
             content = json.loads(content)
+        if self.defect == "objects-only":
+            return list(content)
         return [json.loads(e) if isinstance(e, str) else e for e in content]
 
 

@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ktnchat.protocol.framing import FrameSplitter
 
+REPLAYED = 30  # replay-history: the newest messages replayed at login
+
 DEFECTS = (
     "no-echo",  # the sender does not get its own message back
     "names-stay-taken",  # a vanished client's name is freed only by logout
@@ -22,6 +24,8 @@ DEFECTS = (
     "hijack",  # a taken name is given to the newcomer
     "numeric-timestamps",  # time.time() instead of a string
     "no-history",  # no history response at login
+    "empty-history",  # a history response at login, always [] (no earlier messages)
+    "replay-history",  # earlier messages replayed as message responses, no history response
     "underscore-ok",  # 2017: underscores accepted in names
     "error-text",  # 2014: other error texts than the seed's
 )
@@ -169,9 +173,15 @@ class ToyServer:
                     self._send(conn, self._resp("error", "Username taken"))
                     return me
                 self._send(conn, self._resp("info", "Login successful"))
-                if "no-history" not in self.defects:
-                    with self.lock:
-                        items = [json.dumps(m) for m in self.history]
+                with self.lock:
+                    history = list(self.history)
+                if "replay-history" in self.defects:
+                    for message in history[-REPLAYED:]:
+                        self._send(conn, {**message, "history": True})
+                elif "empty-history" in self.defects:
+                    self._send(conn, self._resp("history", []))
+                elif "no-history" not in self.defects:
+                    items = [json.dumps(m) for m in history]
                     self._send(conn, self._resp("history", items))
                 return content
         elif me is None:

@@ -124,7 +124,8 @@ def test_fragmented_text_is_one_request_and_ping_is_answered() -> None:
     for i in range(len(wire)):  # byte by byte: framing must not care where reads split
         endpoint.receive_data(wire[i : i + 1])
     assert endpoint.messages == ['{"request": "login", "content": "alice"}']
-    assert [e for e in replies(client, endpoint) if isinstance(e, Pong)][0].payload == b"are you there"
+    [pong] = [e for e in replies(client, endpoint) if isinstance(e, Pong)]
+    assert pong.payload == b"are you there"
 
 
 def test_outgoing_text_is_one_message_per_object() -> None:
