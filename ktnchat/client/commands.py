@@ -9,8 +9,9 @@
 # - An argument-less command word followed by more text is ordinary chat text
 #   ("help me please" is a message, so is "leave me alone"), so only a bare `names` asks
 #   for the names list. Words that take arguments (even optional ones) never fall under it.
-# - `/WORD [REST]` sends any request word raw (content REST, or null): future extension
-#   commands work without a client update. `//text` sends the message "/text".
+# - `/WORD [REST]` sends any request word raw (content REST, or null; `raw` is set):
+#   future extension commands work without a client update. `//text` sends the message
+#   "/text".
 # - Lines that carry a password or secret (`register`, `password`, `admin`, `login NAME
 #   PASSWORD`, also as `/WORD`) are marked `secret`: front ends must not echo them or keep
 #   them in any history; `secret_start` says where the secret part of a line begins, so a
@@ -80,12 +81,14 @@ class Send:
     """Send `{"request": word, "content": content}`; show `hint` locally if set.
 
     `secret`: the line carries a password; never echo it or keep it in a history.
+    `raw`: typed as `/WORD`: sent as it is, in every edition of the protocol.
     """
 
     word: str
     content: Optional[str] = None
     hint: Optional[str] = None
     secret: bool = False
+    raw: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def parse_command(line: str) -> Optional[Command]:
         word, rest = _split(stripped[1:])
         if not word:
             return Usage("usage: /WORD [CONTENT] sends a raw request")
-        return Send(word, rest or None, secret=_is_secret(word.lower(), rest))
+        return Send(word, rest or None, secret=_is_secret(word.lower(), rest), raw=True)
     word, rest = _split(stripped)
     word = word.lower()
     if word in ("quit", "exit") and not rest:

@@ -2,8 +2,10 @@
 # decoder.
 #
 # Rules:
-# - `send(word, content)` writes one request per `sendall`, no delimiter; it never raises
-#   (a failed send shuts the socket so the receiver reports the loss).
+# - `send(word, content, **extra)` (a 2017 envelope plus extra keys) and `send_object(obj)`
+#   (any request object, such as the 2014 edition's) write one request per `sendall`, no
+#   delimiter; they never raise (a failed send shuts the socket so the receiver reports
+#   the loss).
 # - Every decoded event, then exactly one ConnectionLost when the server closes or resets
 #   the connection, goes to the `on_event` callback, called from the receiver thread.
 # - `close()` is the clean local shutdown: half-close, wait briefly (bounded) for the
@@ -13,9 +15,9 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
-from ktnchat.protocol.codec import encode_request
+from ktnchat.protocol.codec import encode_json, encode_request
 from ktnchat.protocol.lenient import ServerEvent, ServerStreamDecoder
 
 _RECV_BYTES = 65536
@@ -71,9 +73,16 @@ class Connection:
         with self._decoder_lock:
             self._decoder.expect_names()
 
-    def send(self, word: str, content: Any = None) -> bool:
-        """Send one request. Returns False if the connection is gone."""
-        data = encode_request(word, content)
+    def send(self, word: str, content: Any = None, **extra: Any) -> bool:
+        """Send one request, extra keys after the envelope's two. Returns False if the
+        connection is gone."""
+        return self._write(encode_request(word, content, **extra))
+
+    def send_object(self, request: Dict[str, Any]) -> bool:
+        """Send one request object as it is. Returns False if the connection is gone."""
+        return self._write(encode_json(request).encode("ascii"))
+
+    def _write(self, data: bytes) -> bool:
         with self._send_lock:
             if not self.alive:
                 return False

@@ -7,7 +7,9 @@
 # - Exit codes: 0 after quit, end of input, or the server closing after our logout;
 #   1 for a lost connection; 2 when the first connection cannot be made (or bad usage).
 # - `--dialect cs3560` hands over to ktnchat/client/cs3560.py (the CS3560 assignment's
-#   commands and outputs, always line mode); --reconnect is refused with it.
+#   commands and outputs, always line mode); --reconnect and --edition are refused with it.
+# - `--edition auto|2017|2014` (ktnchat/client/edition.py): auto speaks 2017 and falls
+#   back to 2014 when the server closes on, or answers in another shape, a 2017 login.
 from __future__ import annotations
 
 import argparse
@@ -16,6 +18,7 @@ import sys
 from typing import Callable, List, Optional
 
 from ktnchat.client import cs3560, plain, tty
+from ktnchat.client.edition import AUTO, EDITION_CHOICES
 from ktnchat.client.render import Rendered
 from ktnchat.client.session import ClientSession
 
@@ -49,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-ids", action="store_true", help="show message ids (ktnchat)")
     parser.add_argument("--no-color", action="store_true", help="no colours in terminal mode")
     parser.add_argument(
+        "--edition",
+        choices=EDITION_CHOICES,
+        default=AUTO,
+        help="edition of the KTN protocol: 2017 (the standard), 2014 (seed 000: login "
+        "with username, message, logout), or auto (default): 2017, falling back to 2014 "
+        "when the server closes the connection on a 2017 login or answers it in another shape",
+    )
+    parser.add_argument(
         "--dialect",
         choices=("ktn", "cs3560"),
         default="ktn",
@@ -72,6 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.dialect == "cs3560" and args.reconnect:
         parser.error("--reconnect is not available with --dialect cs3560")
+    if args.dialect == "cs3560" and args.edition != AUTO:
+        parser.error("--edition is not available with --dialect cs3560")
     _tolerant_streams()
     if args.dialect == "cs3560":
         return cs3560.run(args.host, args.port)
@@ -87,7 +100,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         tty.TtyPrinter(not args.no_color) if use_tty else plain.PlainPrinter(sys.stdout)
     )
     session = ClientSession(
-        args.host, args.port, output, show_ids=args.show_ids, reconnect=args.reconnect
+        args.host,
+        args.port,
+        output,
+        show_ids=args.show_ids,
+        reconnect=args.reconnect,
+        edition=args.edition,
     )
     try:
         session.connect()

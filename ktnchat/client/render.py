@@ -12,6 +12,9 @@
 #   a room (an `event` with a `room`) start with "[room]"; history lines name the current
 #   room when it is known; a `removed` info names each removed message the client still
 #   remembers (RecentMessages, bounded) and is shown as "message #42 ... was removed".
+# - A message replayed from before (ktnchat's `"history": true`, sent to clients that did
+#   not ask for the `history` response) is an earlier message: shown as a history line.
+# - An unknown response without content shows its "error" text, if it has one.
 # - `style` is a colour hint: message, private, history, info, room, removed, notice,
 #   error, other, unreadable, local, warning.
 from __future__ import annotations
@@ -150,11 +153,16 @@ def render_event(
     return _render_line(event, show_ids, room)
 
 
+def is_replayed(line: ChatLine) -> bool:
+    """A ktnchat message replayed from before (`"history": true`), not a private one."""
+    return line.kind == KIND_MESSAGE and line.extra.get("history") is True and not is_private(line)
+
+
 def _render_line(line: ChatLine, show_ids: bool, room: Optional[str]) -> Rendered:
     stamp = _stamp(line.timestamp)
     ident = f"#{line.msg_id} " if show_ids and line.msg_id is not None else ""
     sender = _one(line.sender) if line.sender else "?"
-    if line.kind == KIND_MESSAGE:
+    if line.kind == KIND_MESSAGE and not is_replayed(line):
         if is_private(line):
             to = line.extra.get("to")
             target = f" -> {_one(to)}" if isinstance(to, str) and to else ""
@@ -162,7 +170,7 @@ def _render_line(line: ChatLine, show_ids: bool, room: Optional[str]) -> Rendere
                 _body(f"{stamp}[private] {ident}{sender}{target}: ", line.text), "private"
             )
         return Rendered(_body(f"{stamp}{ident}{sender}: ", line.text), "message")
-    if line.kind == KIND_HISTORY_ITEM:
+    if line.kind == KIND_HISTORY_ITEM or is_replayed(line):
         who = f"{sender}: " if line.sender else ""
         where = f"[{_one(room)}] " if room else ""
         return Rendered(_body(f"{stamp}{where}[history] {ident}{who}", line.text), "history")
@@ -173,7 +181,9 @@ def _render_line(line: ChatLine, show_ids: bool, room: Optional[str]) -> Rendere
         return Rendered(_body(f"{stamp}! error: ", line.text), "error")
     label = _one(line.label) if line.label else "unknown"
     who = f"{sender}: " if line.sender else ""
-    return Rendered(_body(f"{stamp}? [{label}] {who}", line.text), "other")
+    error = line.extra.get("error")
+    text = line.text or (error if isinstance(error, str) else "")  # {"response":…,"error":…}
+    return Rendered(_body(f"{stamp}? [{label}] {who}", text), "other")
 
 
 def _render_event_info(line: ChatLine, recent: Optional[RecentMessages]) -> Rendered:

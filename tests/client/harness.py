@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -221,6 +222,18 @@ class ClientProcess:
             return pos == len(lines)
 
         wait_on(self.cond, present, lambda: f"lines {list(lines)!r} in {self.lines!r}")
+
+    def wait_match(self, pattern: str) -> str:
+        """Wait until a printed line matches the regular expression `pattern` (whole line);
+        the first such line."""
+        regex = re.compile(pattern)
+
+        def found() -> bool:
+            return any(regex.fullmatch(line) for line in self.lines)
+
+        wait_on(self.cond, found, lambda: f"a line matching {pattern!r} in {self.lines!r}")
+        with self.cond:
+            return next(line for line in self.lines if regex.fullmatch(line))
 
     def expect(self, *expected: str) -> None:
         """The next printed lines are exactly `expected` (bounded wait for each)."""

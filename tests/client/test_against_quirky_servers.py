@@ -67,8 +67,9 @@ def run() -> Iterator[Callable[..., tuple[FakeServer, ClientProcess]]]:
 def test_requests_are_exact_json(run: Any) -> None:
     server, client = run({"login": [LOGIN_OK], "help": [resp("info", "server help")]})
     client.type("login alice")
-    assert server.wait_frames(1)[0] == b'{"request":"login","content":"alice"}'
-    assert server.requests()[0] == {"request": "login", "content": "alice"}
+    # The extra key asks ktnchat for the `history` response; other servers ignore it.
+    assert server.wait_frames(1)[0] == b'{"request":"login","content":"alice","stream":"on"}'
+    assert server.requests()[0] == {"request": "login", "content": "alice", "stream": "on"}
     client.wait_line("12:00:00 * Login successful")
     for line in (
         "login alice s3cret",
@@ -88,8 +89,8 @@ def test_requests_are_exact_json(run: Any) -> None:
     client.wait_line("-- usage: login NAME [PASSWORD]")
     frames = server.wait_frames(10)
     assert [json.loads(f) for f in frames] == [
-        {"request": "login", "content": "alice"},
-        {"request": "login", "content": "alice s3cret"},
+        {"request": "login", "content": "alice", "stream": "on"},
+        {"request": "login", "content": "alice s3cret", "stream": "on"},
         {"request": "msg", "content": "hello"},
         {"request": "msg", "content": "just text"},
         {"request": "names", "content": None},
@@ -142,6 +143,14 @@ QUIRKS: Dict[str, tuple[Sequence[Action], Sequence[str]]] = {
     ),
     "history (8) never sent": ([LOGIN_OK], ["12:00:00 * Login successful"]),
     "history list of objects": ([resp("history", [M1, M2])], [H1, H2]),
+    "earlier messages replayed as messages (ktnchat)": (
+        [
+            LOGIN_OK,
+            json.dumps({**M1, "history": True}).encode(),
+            json.dumps({**M2, "history": True}).encode(),
+        ],
+        ["12:00:00 * Login successful", H1, H2],
+    ),
     "history empty": ([resp("history", []), LOGIN_OK], ["12:00:00 * Login successful"]),
     "double-encoded objects": (
         [json.dumps(LOGIN_OK.decode()).encode(), json.dumps(json.dumps(M1)).encode()],
@@ -367,7 +376,7 @@ def test_password_lines_are_sent_but_never_echoed(run: Any) -> None:
         {"request": "register", "content": "s3cret-pass-1"},
         {"request": "password", "content": "s3cret-pass-1 s3cret-pass-2"},
         {"request": "admin", "content": "s3cret-admin-3"},
-        {"request": "login", "content": "alice s3cret-pass-2"},
+        {"request": "login", "content": "alice s3cret-pass-2", "stream": "on"},
     ]
     client.end_input()
     assert client.wait_exit() == 0
@@ -400,7 +409,11 @@ def test_logout_without_close_keeps_session(run: Any) -> None:
     client.type("logout")
     client.wait_line("12:00:00 * Logged out")
     client.type("login bob")
-    assert json.loads(server.wait_frames(3)[2]) == {"request": "login", "content": "bob"}
+    assert json.loads(server.wait_frames(3)[2]) == {
+        "request": "login",
+        "content": "bob",
+        "stream": "on",
+    }
     client.end_input()
     assert client.wait_exit() == 0
 
@@ -438,7 +451,7 @@ def test_reconnect_logs_in_again(run: Any) -> None:
     client.type("msg boom")
     client.wait_line("-- connection lost: the server closed the connection")
     frames = server.wait_frames(3)
-    assert json.loads(frames[2]) == {"request": "login", "content": "alice s3cret"}
+    assert json.loads(frames[2]) == {"request": "login", "content": "alice s3cret", "stream": "on"}
     assert server.connections == 2
     client.wait_line(f"-- reconnected to 127.0.0.1:{server.port}")
     client.end_input()

@@ -27,6 +27,11 @@ from ktnchat.protocol.lenient import ChatLine, Notice, Unreadable
         (ChatLine("error", "server", "Username taken"), "! error: Username taken", "error"),
         (ChatLine("other", "x", "HI", label="shout"), "? [shout] x: HI", "other"),
         (ChatLine("other", None, "42", label="number"), "? [number] 42", "other"),
+        (
+            ChatLine("other", None, "", label="protocolError", extra={"error": "Bad request"}),
+            "? [protocolError] Bad request",
+            "other",
+        ),
         (Notice(("alice", "bob"), "alice, bob"), "* users (2): alice, bob", "notice"),
         (
             Notice(("alice", "bob"), "Users: alice bob", timestamp="01:00"),
@@ -44,6 +49,23 @@ from ktnchat.protocol.lenient import ChatLine, Notice, Unreadable
 )
 def test_render_event(event: object, text: str, style: str) -> None:
     assert render_event(event) == Rendered(text, style)  # type: ignore[arg-type]
+
+
+def test_replayed_messages_are_shown_as_history() -> None:
+    """ktnchat's earlier messages as `message` responses marked "history": true."""
+    line = ChatLine("message", "bob", "hi", "12:00", msg_id=3, extra={"history": True, "id": 3})
+    assert render_event(line) == Rendered("12:00 [history] bob: hi", "history")
+    assert (
+        render_event(line, room="lobby", show_ids=True).text == "12:00 [lobby] [history] #3 bob: hi"
+    )
+    assert (
+        render_event(ChatLine("message", "bob", "hi", extra={"history": "yes"})).text == "bob: hi"
+    )
+    private = ChatLine("message", "bob", "psst", extra={"history": True, "private": True})
+    assert render_event(private).style == "private"
+    recent = RecentMessages()
+    recent.remember(line)
+    assert recent.get(3) == ("bob", "hi")
 
 
 def test_show_ids() -> None:
