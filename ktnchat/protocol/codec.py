@@ -334,15 +334,19 @@ def encode_response_frames(
     return [encode_response(replace(response, content=tuple(batch)), history) for batch in batches]
 
 
-def encode_history_as_messages(response: Response) -> List[bytes]:
+def encode_history_as_messages(response: Response, limit: Optional[int] = None) -> List[bytes]:
     """A `history` response as ordinary `message` responses, one object per message,
-    oldest first, each marked with the extra key "history": true (none for an empty one).
+    oldest first, each marked with the extra key "history": true (none for an empty one);
+    only the newest `limit` messages when a limit is given.
 
     Every measured client renders a `message`; no single `history` content keeps all of
     them alive (docs/protocol.md, "Earlier messages at login")."""
+    messages = response.messages
+    if limit is not None and len(messages) > limit:
+        messages = messages[len(messages) - max(0, limit) :]
     return [
         encode_response(replace(message, extra={**message.extra, HISTORY: True}))
-        for message in response.messages
+        for message in messages
     ]
 
 

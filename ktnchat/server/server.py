@@ -228,7 +228,11 @@ class ChatServer:
             and not conn.wants_history
             and self.config.history_delivery is HistoryDelivery.MESSAGES
         ):
-            return encode_history_as_messages(response)
+            # A paced client gets at most half its backlog allowance, so a long history
+            # never tips it into streaming (which a recv()-per-object client dies of).
+            paced = conn.outbox.interval > 0
+            limit = max(1, self.config.pace_backlog // 2) if paced else None
+            return encode_history_as_messages(response, limit)
         return self.encode(response)
 
     def _send_reply(self, conn: Connection, response: Response) -> None:

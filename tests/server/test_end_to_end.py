@@ -423,3 +423,21 @@ def test_a_quiet_client_that_sent_whole_requests_is_not_taken_for_slowloris(
         assert not quiet.eof
         quiet.send("names")
         quiet.expect(lambda r: "names" in r)
+
+
+def test_a_long_replay_never_tips_a_paced_client_into_streaming(server_factory) -> None:
+    """A paced client asking for more history than half its backlog allowance gets the
+    newest messages that fit, still one object per segment."""
+    server = server_factory(pace_interval=0.002, pace_backlog=20)
+    with Peer(server.address, stream=True) as writer:
+        writer.login("writer")
+        for i in range(30):
+            writer.send("msg", f"line {i}")
+        writer.expect_response("message", content="line 29")
+    with Peer(server.address) as naive:
+        naive.login("naive")
+        naive.send("history", 30)
+        naive.send("names")  # a marker after the replay
+        earlier = naive.earlier_messages()
+        assert [m["content"] for m in earlier] == [f"line {i}" for i in range(20, 30)]
+        assert len(naive.segments) == len(naive.received)
