@@ -1,9 +1,14 @@
 # What crosses the bus between worker processes, as JSON.
 # Rules: an event is a dict with "w" (the publishing worker) and "t" (its type):
-#   room  - {"room": key, "r": response}          deliver to that room's local members
+#   room  - {"room": key, "r": response}          deliver to that room's local members;
+#           with "id" and "p" (prev) it is a stored message, delivered through the
+#           room's sequencer (ktnchat/cluster/order.py)
+#   head  - {"room": key, "id": n}                the room has messages up to n: catch up
 #   user  - {"to": name key, "r": response}       deliver to that user if local
 #   act   - {"to": name key, "kind": ..., ...}     do something to that user if local
 #   state - {"kind": ..., ...}                     update a cache every worker keeps
+# room/head go on the room's channel, user/act on the holder's worker channel, the rest
+# on the control channel (ClusterLink.publish_many).
 # Responses travel as dicts of their fields (never history, which is never broadcast).
 from __future__ import annotations
 

@@ -6,9 +6,15 @@
 #   expired — a worker that dies releases its names within HEARTBEAT_TTL seconds.
 # - Each worker refreshes `alive:<worker>` every HEARTBEAT_EVERY seconds from its own
 #   thread; readers ignore entries of workers that are not alive.
-# - The bus is one pub/sub channel. Subscribing runs on its own thread, which reconnects
-#   with backoff when Redis goes away and then logs what may have been lost meanwhile
-#   (pub/sub does not keep messages for absent subscribers).
+# - The bus is three kinds of pub/sub channel, so a worker hears only what concerns its
+#   users: `room:<key>` (room events; subscribed while the room has local members),
+#   `worker:<id>` (private messages and actions for this worker's users; the publisher
+#   looks the user's worker up in the names hash) and `control` (cluster-wide cache
+#   changes: bans, mutes, topics, deleted rooms). See events.route().
+# - Subscribing runs on its own thread, which reconnects with backoff when Redis goes away
+#   and follows the wanted set of rooms. Each confirmed subscription to a room channel is
+#   reported (on_room_subscribed), so the server catches that room up from the store:
+#   pub/sub keeps nothing for an absent subscriber, the store keeps every message.
 # - Every call has a short timeout. After a failure, calls fail fast for a backoff period
 #   (ClusterUnavailable), so a Redis outage costs each request milliseconds, not seconds.
 # - redis-py is imported only here, and only when a link is made.
@@ -20,7 +26,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from ktnchat.cluster import events
 
@@ -28,6 +34,7 @@ log = logging.getLogger("ktnchat.cluster")
 
 HEARTBEAT_EVERY = 1.0
 HEARTBEAT_TTL = 5  # seconds a worker's names survive it
+BUS_POLL_SECONDS = 0.02  # the bus thread's longest wait before following a room change
 
 _CLAIM = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -75,7 +82,14 @@ class ClusterLink:
         self._prefix = f"{namespace}:"
         self._names_key = self._prefix + "names"
         self._alive_prefix = self._prefix + "alive:"
-        self._channel = self._prefix + "bus"
+        self._control = self._prefix + "control"
+        self._room_prefix = self._prefix + "room:"
+        self._worker_prefix = self._prefix + "worker:"
+        self._own_channel = self._worker_prefix + self.worker
+        self._rooms_wanted: Set[str] = set()
+        self._rooms_changed = threading.Event()
+        self._rooms_heard: Set[str] = set()  # room channels whose subscription is confirmed
+        self._heard = threading.Condition()
         self.client = redis.Redis.from_url(
             url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=10
         )
@@ -91,6 +105,8 @@ class ClusterLink:
         # Called (on the thread that noticed) when Redis is back: re-claim local names,
         # which a restarted Redis without persistence has forgotten.
         self.on_recovered: Optional[Callable[[], None]] = None
+        # Called on the bus thread once a room channel's subscription is confirmed.
+        self.on_room_subscribed: Optional[Callable[[str], None]] = None
         self._threads: List[threading.Thread] = []
         self._alive_cache: Tuple[float, Dict[str, bool]] = (0.0, {})
 
@@ -165,8 +181,8 @@ class ClusterLink:
             lost, self._lost_publishes = self._lost_publishes, 0
         log.warning(
             "cluster: Redis back after %.1f s; %d event(s) this worker could not publish "
-            "were lost (their local delivery happened); events other workers published "
-            "meanwhile did not reach this worker's users",
+            "were lost (their local delivery happened; stored messages among them reach "
+            "the other workers' users from the store)",
             down,
             lost,
         )
@@ -242,36 +258,84 @@ class ClusterLink:
 
     # -- the bus --------------------------------------------------------------------------
 
-    def publish(self, event: Dict[str, Any]) -> None:
-        """Send `event` to the other workers (lost, and counted, while Redis is down)."""
-        event["w"] = self.worker
-        payload = events.dumps(event)
-        try:
-            self.call(lambda: self.client.publish(self._channel, payload))
-        except ClusterUnavailable:
-            with self._lock:
-                self._lost_publishes += 1
+    def want_rooms(self, rooms: Iterable[str]) -> None:
+        """The rooms (keys) whose channels this worker should hear; followed by the bus
+        thread within a few milliseconds."""
+        wanted = set(rooms)
+        with self._lock:
+            if wanted == self._rooms_wanted:
+                return
+            self._rooms_wanted = wanted
+        self._rooms_changed.set()
 
-    def publish_many(self, batch: List[Dict[str, Any]]) -> None:
-        """Send several events in one round trip (a pipeline), in order."""
+    def wait_room(self, room: str, timeout: float) -> bool:
+        """Wait (on a worker thread) until this worker hears the room's channel."""
+        deadline = time.monotonic() + timeout
+        with self._heard:
+            while room not in self._rooms_heard:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return False
+                self._heard.wait(left)
+            return True
+
+    def _channel_of(
+        self, event: Dict[str, Any], workers: Dict[str, Optional[str]]
+    ) -> Optional[str]:
+        kind = event.get("t")
+        if kind in ("room", "head"):
+            return self._room_prefix + str(event.get("room", ""))
+        if kind in ("user", "act") and "to" in event:
+            worker = workers.get(str(event["to"]))
+            if worker is None or worker == self.worker:
+                return None  # not online, or held here (delivered already)
+            return self._worker_prefix + worker
+        return self._control
+
+    def _holders(self, batch: List[Dict[str, Any]]) -> Dict[str, Optional[str]]:
+        """The live worker holding each user named by a `user`/`act` event (one HMGET)."""
+        wanted = sorted(
+            {str(e["to"]) for e in batch if e.get("t") in ("user", "act") and "to" in e}
+        )
+        if not wanted:
+            return {}
+        raw = self.client.hmget(self._names_key, wanted)
+        owners = {
+            k: (_text(v).split("\t", 1)[0] if v is not None else None) for k, v in zip(wanted, raw)
+        }
+        alive = self._alive({w for w in owners.values() if w is not None})
+        return {
+            k: (w if w is not None and alive.get(w, False) else None) for k, w in owners.items()
+        }
+
+    def publish(self, event: Dict[str, Any]) -> bool:
+        """Send `event` to the workers it concerns; False (and counted) if Redis is down."""
+        return self.publish_many([event])
+
+    def publish_many(self, batch: List[Dict[str, Any]]) -> bool:
+        """Send several events in one round trip (a pipeline), in order, each on its
+        channel. False if they were lost (Redis down; counted for the recovery log)."""
         if not batch:
-            return
-        payloads = []
+            return True
         for event in batch:
             event["w"] = self.worker
-            payloads.append(events.dumps(event))
 
         def send() -> None:
+            holders = self._holders(batch)
             pipe = self.client.pipeline(transaction=False)
-            for payload in payloads:
-                pipe.publish(self._channel, payload)
+            for event in batch:
+                channel = self._channel_of(event, holders)
+                if channel is not None:
+                    pipe.publish(channel, events.dumps(event))
             pipe.execute()
 
         try:
             self.call(send)
         except ClusterUnavailable:
             with self._lock:
-                self._lost_publishes += len(payloads)
+                self._lost_publishes += len(batch)
+            return False
+        return True
 
     def _heartbeat(self) -> None:
         key = self._alive_prefix + self.worker
@@ -284,28 +348,34 @@ class ClusterLink:
     def _subscribe(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
-            pubsub = self.client.pubsub(  # type: ignore[no-untyped-call]
-                ignore_subscribe_messages=True
-            )
+            pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+            with self._heard:
+                self._rooms_heard.clear()
             try:
-                pubsub.subscribe(self._channel)
+                pubsub.subscribe(self._control, self._own_channel)
+                subscribed: Set[str] = set()
+                self._rooms_changed.set()
                 backoff = 0.2
                 while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    if message is None or message.get("type") != "message":
-                        continue
-                    try:
-                        event = events.loads(message["data"])
-                    except ValueError:
-                        log.warning("cluster: unreadable bus event ignored")
-                        continue
-                    if event.get("w") != self.worker and self._handler is not None:
-                        try:
-                            self._handler(event)
-                        except Exception:
-                            log.exception("cluster: handling a bus event failed")
+                    if self._rooms_changed.is_set():
+                        self._rooms_changed.clear()
+                        with self._lock:
+                            wanted = set(self._rooms_wanted)
+                        added, gone = wanted - subscribed, subscribed - wanted
+                        if added:
+                            pubsub.subscribe(*(self._room_prefix + r for r in sorted(added)))
+                        if gone:
+                            pubsub.unsubscribe(*(self._room_prefix + r for r in sorted(gone)))
+                        subscribed = wanted
+                    message = pubsub.get_message(timeout=BUS_POLL_SECONDS)
+                    if message is not None:
+                        self._received(message)
             except self._redis_module.RedisError as exc:
                 self._failed(exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:  # a bug: log it, and hear the bus again (a catch-up follows)
+                log.exception("cluster: the bus subscription failed; reconnecting")
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
@@ -313,6 +383,38 @@ class ClusterLink:
                     pubsub.close()
                 except Exception:
                     pass
+
+    def _received(self, message: Dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind in ("subscribe", "unsubscribe"):
+            channel = _text(message.get("channel", ""))
+            if not channel.startswith(self._room_prefix):
+                return
+            room = channel[len(self._room_prefix) :]
+            with self._heard:
+                if kind == "subscribe":
+                    self._rooms_heard.add(room)
+                else:
+                    self._rooms_heard.discard(room)
+                self._heard.notify_all()
+            if kind == "subscribe" and self.on_room_subscribed is not None:
+                try:
+                    self.on_room_subscribed(room)
+                except Exception:
+                    log.exception("cluster: catching a room up failed")
+            return
+        if kind != "message":
+            return
+        try:
+            event = events.loads(message["data"])
+        except ValueError:
+            log.warning("cluster: unreadable bus event ignored")
+            return
+        if event.get("w") != self.worker and self._handler is not None:
+            try:
+                self._handler(event)
+            except Exception:
+                log.exception("cluster: handling a bus event failed")
 
 
 def _text(value: Any) -> str:

@@ -22,6 +22,8 @@ class ServerConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     io_threads: int = 1  # selector loops; each owns a share of the connections
+    # Threads for requests that may block (store, Redis); 0: 1 alone, 2 in a cluster.
+    worker_threads: int = 0
     listen_backlog: int = 1024
     reuse_port: bool = False  # SO_REUSEPORT: several worker processes share the port
     max_connections: int = 10_000  # more are refused with an error and closed

@@ -11,21 +11,21 @@
 #   of undecoded bytes. While its own unsent output exceeds `read_pause_bytes`, a
 #   connection is not read either (back-pressure).
 # - Any socket error or EOF closes the connection and logs the user out at once.
+# - Imports go one way (server -> ioloop -> connection): a connection sees its loop and
+#   its server only through the two small Protocols below, which IOLoop and ChatServer
+#   satisfy.
 from __future__ import annotations
 
 import logging
 import selectors
 import socket
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Callable, List, Optional, Protocol, Sequence, Set
 
-from ktnchat.protocol import Rejected, RequestDecoder
+from ktnchat.protocol import Rejected, Request, RequestDecoder, Response
 from ktnchat.protocol.edition2014 import Edition2014Writer
+from ktnchat.server.config import ServerConfig
 from ktnchat.server.outbox import Outbox
-from ktnchat.service import Outcome
-
-if TYPE_CHECKING:
-    from ktnchat.server.ioloop import IOLoop
-    from ktnchat.server.server import ChatServer
+from ktnchat.service import ChatService, Outcome
 
 log = logging.getLogger("ktnchat.server")
 
@@ -34,6 +34,38 @@ WAITING_REQUESTS = 64  # decoded requests a busy connection may hold before read
 WORKER_BATCH = 64  # most requests of one connection handled in one storage-worker job
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
+
+
+class LoopRole(Protocol):
+    """What a connection uses of the I/O loop that owns it."""
+
+    dirty: Set[Connection]
+    thread_id: Optional[int]
+
+    def post(self, work: Callable[[], None]) -> None: ...
+
+    def close(self, conn: Connection, reason: str) -> None: ...
+
+    def close_later(self, conn: Connection, reason: str) -> None: ...
+
+    def wake_at(self, when: float, conn: Connection) -> None: ...
+
+    def set_interest(self, conn: Connection, old: int, new: int) -> None: ...
+
+
+class ServerRole(Protocol):
+    """What a connection uses of the server: its settings, its service, delivery."""
+
+    config: ServerConfig
+    service: ChatService
+
+    def encode_reply(self, conn: Connection, response: Response) -> List[bytes]: ...
+
+    def needs_worker(self, request: Request) -> bool: ...
+
+    def offload(self, conn: Connection, requests: List[Request]) -> None: ...
+
+    def deliver(self, origin: Optional[Connection], outcome: Outcome) -> None: ...
 
 
 class Connection:
@@ -60,8 +92,8 @@ class Connection:
         self,
         sock: socket.socket,
         peer: str,
-        loop: IOLoop,
-        server: ChatServer,
+        loop: LoopRole,
+        server: ServerRole,
         now: float,
         host: str = "",
     ) -> None:

@@ -8,6 +8,8 @@
 #   broadcasts that arrive in the same pass leave in one write (coalescing).
 # - Closing is never recursive: close_later() defers a close to the end of the pass.
 # - Housekeeping (timeouts, lingering closes) runs once a second, O(connections).
+# - A loop sees its server only through LoopHost (below), which ChatServer satisfies:
+#   imports go one way, server -> ioloop -> connection.
 from __future__ import annotations
 
 import heapq
@@ -17,22 +19,30 @@ import selectors
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Set, Tuple
 
-from ktnchat.server.connection import READ, Connection
-
-if TYPE_CHECKING:
-    from ktnchat.server.server import ChatServer
+from ktnchat.protocol import Response
+from ktnchat.server.connection import READ, Connection, ServerRole
 
 log = logging.getLogger("ktnchat.server")
 
 HOUSEKEEPING_SECONDS = 1.0
 
 
+class LoopHost(ServerRole, Protocol):
+    """What a loop uses of the server, besides what its connections use."""
+
+    def encode(self, response: Response) -> List[bytes]: ...
+
+    def connection_closed(self, conn: Connection, reason: str) -> None: ...
+
+    def loop_crashed(self, loop: IOLoop) -> None: ...
+
+
 class IOLoop:
     """A thread running a selector over the connections it owns."""
 
-    def __init__(self, server: ChatServer, index: int) -> None:
+    def __init__(self, server: LoopHost, index: int) -> None:
         self.server = server
         self.index = index
         self.selector = selectors.DefaultSelector()

@@ -156,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     option("--io-threads", int, _server_defaults.io_threads, "selector loops (I/O threads)")
     option(
+        "--worker-threads",
+        int,
+        _server_defaults.worker_threads,
+        "threads for requests that wait on the store or Redis (0: 1 for one process, "
+        "2 in a cluster, where per-room sequencers keep each room's order)",
+    )
+    option(
         "--max-connections",
         int,
         _server_defaults.max_connections,
@@ -293,6 +300,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         host=args.host,
         port=args.port,
         io_threads=args.io_threads,
+        worker_threads=max(0, args.worker_threads),
         max_connections=args.max_connections,
         max_connections_per_address=args.max_connections_per_address,
         frame_timeout=args.frame_timeout,

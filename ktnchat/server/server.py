@@ -7,6 +7,11 @@
 #   thread, else by post() to its loop. Nothing here blocks on a socket.
 # - Requests that may call a blocking store run on the StorageWorker (offload); their
 #   Outcome comes back to the origin connection's loop, which delivers it.
+# - In a cluster (service.cluster set): stored room messages reach local users through
+#   the room's sequencer (RoomOrder) on the worker thread that stored them, before they
+#   are published; the bus thread feeds other workers' messages to the same sequencers.
+#   Everything else of an Outcome is published, then delivered by the origin's loop.
+#   Without a cluster none of this runs: deliver() is the whole path.
 # - shutdown() is idempotent and safe from any thread except the loops themselves.
 from __future__ import annotations
 
@@ -35,10 +40,12 @@ from ktnchat.server.heap import HeapTrimmer
 from ktnchat.server.ioloop import IOLoop
 from ktnchat.server.worker import StorageWorker
 from ktnchat.service import Broadcast, ChatService, Outcome
+from ktnchat.service.session import Session
 from ktnchat.storage import StorageError
 
 if TYPE_CHECKING:
     from ktnchat.cluster.link import ClusterLink
+    from ktnchat.cluster.order import RoomOrder
 
 log = logging.getLogger("ktnchat.server")
 
@@ -55,8 +62,16 @@ class ChatServer:
         if "stream" not in service.features:
             service.features.append("stream")  # clients may switch pacing off (`stream on`)
         self.loops = [IOLoop(self, index) for index in range(max(1, self.config.io_threads))]
-        # Requests that may block (a slow store) or burn CPU (password hashing) run here.
-        self.worker = StorageWorker()
+        # Requests that may block (a slow store, Redis) or burn CPU (password hashing) run
+        # here: one thread for one process (one writer keeps each room's order), more in a
+        # cluster (where the room sequencers keep it).
+        threads = self.config.worker_threads or (2 if service.cluster is not None else 1)
+        self.worker = StorageWorker(threads=threads)
+        self.order: Optional[RoomOrder] = None  # the room sequencers, in a cluster
+        # Cluster joins in progress: session id -> live messages held until the joiner's
+        # history is queued (history first, then what came after its floor).
+        self._gates: Dict[int, List[Response]] = {}
+        self._gate_lock = threading.Lock()
         self._listener: Optional[socket.socket] = None
         self._next_loop = 0
         self._connection_count = 0
@@ -90,8 +105,24 @@ class ChatServer:
         self.worker.start()
         cluster = self.service.cluster
         if cluster is not None:
-            service, worker = self.service, self.worker
-            cluster.on_recovered = lambda: worker.submit(service.reassert_names)
+            from ktnchat.cluster.order import RoomOrder
+
+            service = self.service
+            order = RoomOrder(
+                service.storage,
+                service.presence,
+                service.message_response,
+                service.missed_notice,
+                self._emit_room,
+                cluster.want_rooms,
+                cluster.wait_room,
+                self._close_gate,
+            )
+            self.order = order
+            service.room_entry = order.enter
+            cluster.on_room_subscribed = order.catch_up
+            cluster.on_recovered = self._cluster_recovered
+            order.start()
             cluster.start(self.on_bus_event)
         for loop in self.loops:
             loop.start()
@@ -125,6 +156,8 @@ class ChatServer:
             if loop.thread.is_alive() and loop.thread is not threading.current_thread():
                 loop.thread.join(timeout)
         self.worker.stop(timeout)
+        if self.order is not None:
+            self.order.stop()
         if self.service.cluster is not None:
             self.service.cluster.stop()
         if self._listener is not None:
@@ -239,6 +272,8 @@ class ChatServer:
         """On conn's loop: encode a response for conn alone and queue it."""
         if not conn.closed:
             conn.send(self.encode_reply(conn, response))
+            if self._gates and response.kind == HISTORY:
+                self._open_gate(conn)
 
     def encode_broadcast_2014(self, response: Response) -> List[bytes]:
         """The wire objects of a broadcast for 2014-edition recipients (maybe none)."""
@@ -326,19 +361,22 @@ class ChatServer:
             else:
                 target.loop.post(functools.partial(self._send_reply, target, broadcast.response))
 
-    def _publish(self, cluster: ClusterLink, *outcomes: Outcome) -> None:
-        """Put the outcomes' cluster-wide parts on the bus, in one round trip."""
+    # -- the cluster --------------------------------------------------------------------------
+
+    def _events(self, outcomes: Sequence[Outcome]) -> List[Dict[str, Any]]:
+        """The outcomes' cluster-wide parts as bus events (ktnchat/cluster/events.py)."""
         batch: List[Dict[str, Any]] = []
         for outcome in outcomes:
             for broadcast in outcome.broadcasts:
                 if broadcast.room:
-                    batch.append(
-                        {
-                            "t": "room",
-                            "room": broadcast.room,
-                            "r": response_to_wire(broadcast.response),
-                        }
-                    )
+                    event: Dict[str, Any] = {
+                        "t": "room",
+                        "room": broadcast.room,
+                        "r": response_to_wire(broadcast.response),
+                    }
+                    if broadcast.seq is not None:
+                        event["id"], event["p"] = broadcast.seq
+                    batch.append(event)
                 elif broadcast.to_user is not None:
                     batch.append(
                         {
@@ -348,16 +386,100 @@ class ChatServer:
                         }
                     )
             batch.extend(outcome.remote)
-        cluster.publish_many(batch)
+        return batch
+
+    def _publish(self, cluster: ClusterLink, *outcomes: Outcome) -> None:
+        """Put the outcomes' cluster-wide parts on the bus, in one round trip."""
+        cluster.publish_many(self._events(outcomes))
+
+    def _share(self, cluster: ClusterLink, outcomes: List[Outcome]) -> None:
+        """On a worker thread, after handling: deliver the stored messages to local users
+        through their rooms' sequencers (local first), then publish everything. The
+        sequenced broadcasts leave the outcomes (the origin's loop delivers the rest)."""
+        batch = self._events(outcomes)
+        order = self.order
+        sequenced: List[Broadcast] = []
+        if order is not None:
+            for outcome in outcomes:
+                if not any(b.seq is not None for b in outcome.broadcasts):
+                    continue
+                rest = []
+                for broadcast in outcome.broadcasts:
+                    if broadcast.seq is not None and broadcast.room:
+                        order.offer(broadcast.room, *broadcast.seq, broadcast.response)
+                        sequenced.append(broadcast)
+                    else:
+                        rest.append(broadcast)
+                outcome.broadcasts = rest
+        if not cluster.publish_many(batch) and order is not None:
+            for broadcast in sequenced:  # announced once Redis is back (_cluster_recovered)
+                assert broadcast.seq is not None
+                order.unannounced(broadcast.room, broadcast.seq[0])
+
+    def _emit_room(self, room: str, response: Response) -> None:
+        """A sequencer released a message (under the room's lock): to the room's local
+        members now, except joiners whose history is not queued yet (held for them)."""
+        recipients: Optional[List[Session]] = None
+        gates = self._gates
+        if gates:
+            recipients = []
+            with self._gate_lock:
+                for session in self.service.presence.members(room):
+                    held = gates.get(session.id)
+                    if held is None:
+                        recipients.append(session)
+                    else:
+                        held.append(response)
+        broadcast = Broadcast(room, response, recipients=recipients)
+        self.deliver(None, Outcome(broadcasts=[broadcast]), publish=False)
+
+    def _close_gate(self, session: Session) -> None:
+        """A session joins a room (under the room's lock): hold its live messages."""
+        with self._gate_lock:
+            self._gates.setdefault(session.id, [])
+
+    def _open_gate(self, conn: Connection) -> None:
+        """On conn's loop, once its history is queued: the held live messages follow."""
+        with self._gate_lock:
+            held = self._gates.pop(conn.session.id, None)
+        for response in held or ():
+            if conn.edition2014 is not None:
+                conn.send(self.encode_broadcast_2014(response))
+            else:
+                conn.send(self.encode(response))
+
+    def _cluster_recovered(self) -> None:
+        """Redis is back: re-claim names, announce the rooms whose messages could not be
+        published, and catch every local room up from the store."""
+        service, cluster, order = self.service, self.service.cluster, self.order
+        self.worker.submit(service.reassert_names)
+        if cluster is None or order is None:
+            return
+
+        def announce() -> None:
+            heads = order.take_unannounced()
+            events = [{"t": "head", "room": room, "id": last} for room, last in heads.items()]
+            if not cluster.publish_many(events):
+                for room, last in heads.items():
+                    order.unannounced(room, last)
+
+        self.worker.submit(announce)
+        order.catch_up()
 
     def on_bus_event(self, event: Dict[str, Any]) -> None:
         """Another worker's event (on the bus thread): deliver it to the users held here."""
         kind = event.get("t")
+        order = self.order
         if kind == "room":
             response = response_from_wire(event["r"])
-            self.deliver(
-                None, Outcome(broadcasts=[Broadcast(str(event["room"]), response)]), publish=False
-            )
+            room = str(event["room"])
+            if "id" in event and order is not None:
+                order.offer(room, int(event["id"]), int(event.get("p", 0)), response)
+                return
+            self.deliver(None, Outcome(broadcasts=[Broadcast(room, response)]), publish=False)
+        elif kind == "head":
+            if order is not None:
+                order.head(str(event.get("room", "")), int(event.get("id", 0)))
         elif kind == "user":
             target = self.service.presence.holder(str(event.get("to", "")))
             if target is not None:
@@ -397,10 +519,10 @@ class ChatServer:
                     )
             cluster = service.cluster
             if cluster is not None:  # here, on the worker: I/O threads never wait on Redis
-                self._publish(cluster, *outcomes)
+                self._share(cluster, outcomes)
             conn.loop.post(functools.partial(self._finish, conn, outcomes))
 
-        self.worker.submit(job)
+        self.worker.submit(job, session.id)
 
     def _finish(self, conn: Connection, outcomes: List[Outcome]) -> None:
         """On the connection's loop: deliver a worker's Outcomes and resume the connection."""
@@ -408,6 +530,8 @@ class ChatServer:
             # A sender that vanished meanwhile: what was stored is still broadcast.
             # Already published to the cluster by the worker (see offload).
             self.deliver(None if conn.closed else conn, outcome, publish=False)
+        if self._gates and not conn.closed:
+            self._open_gate(conn)  # a join's history went out just now
         if not conn.closed:
             conn.resume(conn.last_request)
 
@@ -444,9 +568,14 @@ class ChatServer:
         # in memory (socket, decoder, outbox) until the cyclic GC's rare full pass, and
         # its scattered leftovers pinned allocator arenas (docs/reliability.md).
         session.transport = None
+        if self._gates:
+            with self._gate_lock:
+                self._gates.pop(session.id, None)
         if service.cluster is not None and not self._stopping:
             # Freeing the name touches Redis: not on this I/O thread.
-            self.worker.submit(lambda: self.deliver(None, service.close_session(session, reason)))
+            self.worker.submit(
+                lambda: self.deliver(None, service.close_session(session, reason)), session.id
+            )
             return
         outcome = service.close_session(session, reason)
         if not self._stopping:

@@ -1,20 +1,25 @@
-# The storage worker: where requests that touch a blocking store are handled.
+# The storage worker: where requests that touch a blocking store (or, in a cluster, Redis)
+# are handled, off the I/O threads.
 #
 # Rules:
-# - I/O threads never call a store that can block (Storage.INLINE_SAFE is False). They
-#   hand such requests to this single worker thread, which runs them in FIFO order (one
-#   writer; a room's messages keep the order in which they were stored) and hands each
-#   Outcome back to the connection's own loop with IOLoop.post().
+# - I/O threads never call a store that can block (Storage.INLINE_SAFE is False), nor
+#   Redis. They hand such requests here, and each Outcome goes back to the connection's
+#   own loop with IOLoop.post().
+# - One or more threads, each with its own FIFO queue. A job names a shard (the
+#   connection's session id): the same shard always runs on the same thread, so one
+#   connection's requests (and its close) keep their order. One process uses one thread:
+#   its rooms keep the order in which messages were stored because one writer stores
+#   them. A cluster uses several: there the per-room sequencer (ktnchat/cluster/order.py)
+#   gives every room one order, whichever thread stored its messages.
 # - A connection has at most one request here at a time (see Connection.busy), so the
-#   queue holds at most one job per connection: it is bounded by the connection cap.
-# - A handler that raises (a bug) is logged and answered with an `error`; the worker
-#   goes on.
+#   queues hold at most one job per connection: they are bounded by the connection cap.
+# - A handler that raises (a bug) is logged; the worker goes on.
 from __future__ import annotations
 
 import logging
 import queue
 import threading
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 log = logging.getLogger("ktnchat.server")
 
@@ -22,30 +27,48 @@ Job = Callable[[], None]
 
 
 class StorageWorker:
-    """One thread running jobs in submission order."""
+    """`threads` threads running jobs, each shard's in submission order."""
 
-    def __init__(self, name: str = "ktnchat-storage") -> None:
-        self._jobs: queue.Queue[Optional[Job]] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+    def __init__(self, name: str = "ktnchat-storage", threads: int = 1) -> None:
+        count = max(1, threads)
+        self._queues: List[queue.Queue[Optional[Job]]] = [queue.Queue() for _ in range(count)]
+        self._threads = [
+            threading.Thread(
+                target=self._run,
+                args=(jobs,),
+                name=name if count == 1 else f"{name}-{index}",
+                daemon=True,
+            )
+            for index, jobs in enumerate(self._queues)
+        ]
+
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, job: Job) -> None:
-        self._jobs.put(job)
+    def submit(self, job: Job, shard: int = 0) -> None:
+        self._queues[shard % len(self._queues)].put(job)
 
     def backlog(self) -> int:
-        return self._jobs.qsize()
+        return sum(jobs.qsize() for jobs in self._queues)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the queued jobs, then end the thread."""
-        if self._thread.is_alive():
-            self._jobs.put(None)
-            self._thread.join(timeout)
+        """Finish the queued jobs, then end the threads."""
+        for jobs, thread in zip(self._queues, self._threads):
+            if thread.is_alive():
+                jobs.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
 
-    def _run(self) -> None:
+    @staticmethod
+    def _run(jobs: queue.Queue[Optional[Job]]) -> None:
         while True:
-            job = self._jobs.get()
+            job = jobs.get()
             if job is None:
                 return
             try:

@@ -225,7 +225,12 @@ class ChatCommands(ServiceCore):
             members = self.presence.members(room.key)
         outcome = Outcome()
         outcome.broadcasts.append(
-            Broadcast(room.key, self.message_response(stored), recipients=members)
+            Broadcast(
+                room.key,
+                self.message_response(stored),
+                recipients=members,
+                seq=(stored.id, stored.prev),
+            )
         )
         return outcome
 

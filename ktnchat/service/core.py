@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ktnchat.service")
 
+RoomEntry = Callable[[Session, str, str], Tuple[List[Session], int]]
+
 
 class ServiceCore:
     """Shared state and helpers of the chat service."""
@@ -61,6 +63,9 @@ class ServiceCore:
         self.bans = BanCache(storage.list_bans())  # may raise StorageError at start-up
         # The cluster link (several worker processes) or None for one process.
         self.cluster: Optional[ClusterLink] = None
+        # In a cluster, joins go through the room's sequencer (ktnchat/cluster/order.py):
+        # (session, room key, room name) -> (members before the joiner, its history floor).
+        self.room_entry: Optional[RoomEntry] = None
         self._ensure_default_room()
 
     def apply_retention(self) -> int:
@@ -190,9 +195,19 @@ class ServiceCore:
             else:
                 self.leave_room(session, "left the room", outcome)
         with self.room_lock(room.name):
-            recent = self.storage.recent_messages(room.name, self.config.history_on_login)
-            members = self.presence.members(room.key)
-            self.presence.enter(session, room.key)
+            if self.room_entry is None:
+                recent = self.storage.recent_messages(room.name, self.config.history_on_login)
+                members = self.presence.members(room.key)
+                self.presence.enter(session, room.key)
+            else:  # a cluster: the history stops where this worker's live stream starts
+                members, floor = self.room_entry(session, room.key, room.name)
+                try:
+                    recent = self.storage.recent_messages(
+                        room.name, self.config.history_on_login, before_id=floor + 1
+                    )
+                except StorageError:
+                    self.presence.leave(session)
+                    raise
         self.note_room(session)
         if direct:
             outcome.reply(self.history_response(recent))
@@ -230,6 +245,16 @@ class ServiceCore:
                 f"{session.username} {what}", event="leave", username=session.username, room=name
             )
             outcome.broadcasts.append(Broadcast(room_key, notice, recipients=members))
+
+    def missed_notice(self, room_name: str, missed: int) -> Response:
+        """To a room's users after a catch-up longer than the bound (cluster only)."""
+        return self.info(
+            f"{missed} earlier message(s) of {room_name} could not be delivered to you "
+            "during an interruption; `history` shows them",
+            event="missed",
+            room=room_name,
+            missed=missed,
+        )
 
     def tell_room(self, room: LiveRoom, text: str, **extra: Any) -> Broadcast:
         """An info to every member of `room` (whatever its size)."""

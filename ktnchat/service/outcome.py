@@ -22,6 +22,9 @@ class Broadcast:
     # at delivery time". The front-end delivers to exactly these sessions.
     recipients: Optional[List[Session]] = None
     to_user: Optional[str] = None  # a private message: the user it is for (room is "")
+    # A stored room message: (its id, the room's previous id), for a cluster's per-room
+    # sequencer (ktnchat/cluster/order.py). One process delivers to `recipients` as is.
+    seq: Optional[Tuple[int, int]] = None
 
 
 @dataclass

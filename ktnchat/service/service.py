@@ -26,6 +26,9 @@ from ktnchat.storage import Storage
 
 Handler = Callable[[Session, Request], Outcome]
 
+# Requests answered from this process's memory alone, in a cluster too (on the I/O thread).
+CLUSTER_INLINE = frozenset({"help", "stream"})
+
 
 class ChatService(RemoteEvents):
     """The chat's rules. Live state in memory; durable state through `storage`."""
@@ -97,11 +100,13 @@ class ChatService(RemoteEvents):
     def needs_worker(self, request: Request) -> bool:
         """True if `request` must not run on an I/O thread: it may call a store that
         blocks, or it hashes a password."""
-        if self.cluster is not None:
-            return True  # cluster state is on the network (Redis): never on an I/O thread
         command = COMMANDS.get(ALIASES.get(request.word, request.word))
         if command is None:
-            return False
+            return False  # answered with an error, here and in a cluster
+        if self.cluster is not None:
+            # Cluster state is on the network (Redis): never on an I/O thread, except for
+            # the few requests that touch neither the store nor the cluster.
+            return command.word not in CLUSTER_INLINE
         if command.cpu_heavy:
             return True
         if command.word == "login" and split_first(request.content)[1] is not None:

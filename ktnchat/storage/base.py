@@ -6,14 +6,18 @@
 # - Live state (who is connected, outboxes, sessions) never goes through storage.
 # - Message ids are assigned by the store: unique across the whole chat, stable, and
 #   increasing in the order messages were accepted (so ordered within every room).
+# - The store is a cluster's sequencer: append_message also gives `prev`, the id of the
+#   room's newest message when this one was stored, read in the same atomic step (0 if
+#   none). So within a room, commit order is id order and prev < id; every message stored
+#   between `prev` and `id` in the room has since been deleted.
 # - Names of users and rooms are stored as given (display form); every lookup and every
 #   uniqueness rule uses `key()` (case-insensitive), so "Alice" cannot evade "alice".
 # - A method returns only after its change is as durable as the adapter promises.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Set
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 
 class StorageError(Exception):
@@ -38,6 +42,9 @@ class StoredMessage:
     sender: str
     text: str
     created: float  # seconds since the epoch
+    # Only from append_message: the room's newest id before this one (0: none). Not part
+    # of a message's identity (a message read back later has prev 0).
+    prev: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,26 @@ class Storage(abc.ABC):
         self, room: str, limit: int, before_id: Optional[int] = None
     ) -> List[StoredMessage]:
         """Up to `limit` newest messages of `room` with id < before_id, oldest first."""
+
+    def messages_after(
+        self, room: str, after_id: int, limit: int
+    ) -> Tuple[List[StoredMessage], int]:
+        """The newest `limit` messages of `room` with id > after_id, oldest first, and how
+        many such messages there are in all (a catch-up: more than `limit` means the
+        oldest were left out). Adapters may override this generic version."""
+        picked: List[StoredMessage] = []
+        total = 0
+        before: Optional[int] = None
+        while True:
+            page = self.recent_messages(room, 500, before_id=before)
+            newer = [m for m in page if m.id > after_id]
+            total += len(newer)
+            room_left = max(0, limit - len(picked))
+            if room_left:
+                picked[:0] = newer[-room_left:]
+            if len(newer) < len(page) or len(page) < 500:
+                return picked, total
+            before = page[0].id
 
     @abc.abstractmethod
     def get_message(self, message_id: int) -> Optional[StoredMessage]:

@@ -70,14 +70,23 @@ class MemoryStorage(Storage):
 
     def append_message(self, room: str, sender: str, text: str, created: float) -> StoredMessage:
         with self._lock:
-            message = StoredMessage(next(self._ids), room, sender, text, created)
             ring = self._messages.setdefault(key(room), OrderedDict())
+            prev = next(reversed(ring)) if ring else 0
+            message = StoredMessage(next(self._ids), room, sender, text, created, prev)
             ring[message.id] = message
             self._room_of[message.id] = key(room)
             while len(ring) > self.max_messages:
                 dropped, _ = ring.popitem(last=False)
                 del self._room_of[dropped]
             return message
+
+    def messages_after(
+        self, room: str, after_id: int, limit: int
+    ) -> Tuple[List[StoredMessage], int]:
+        with self._lock:
+            ring = self._messages.get(key(room))
+            newer = [m for m in ring.values() if m.id > after_id] if ring else []
+        return (newer[-limit:] if limit > 0 else []), len(newer)
 
     def recent_messages(
         self, room: str, limit: int, before_id: Optional[int] = None

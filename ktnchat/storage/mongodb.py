@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Set, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ktnchat.storage.base import (
@@ -48,6 +48,7 @@ T = TypeVar("T")
 DEFAULT_DATABASE = "ktnchat"
 DEFAULT_RETRY_INITIAL = 0.5
 DEFAULT_RETRY_MAX = 30.0
+APPEND_ATTEMPTS = 100  # head compare-and-swap tries before an append gives up
 # Client options from_url adds unless the URL sets them itself (names are case-insensitive).
 DEFAULT_CLIENT_OPTIONS: Dict[str, Any] = {
     "serverSelectionTimeoutMS": 2000,
@@ -445,23 +446,72 @@ class MongoStorage(Storage):
     # -- messages -------------------------------------------------------------------
 
     def append_message(self, room: str, sender: str, text: str, created: float) -> StoredMessage:
+        # The room's order: a head document per room ("room:<key>" in counters) holds the
+        # room's newest id; a message takes a fresh id, then compare-and-swaps the head
+        # from the id it read (its `prev`) to its own. A lost race takes a new id and tries
+        # again, so within a room prev < id and the chain of heads is in id order across
+        # every process. The message is inserted just after its swap.
+        room_key = key(room)
+        head_id = "room:" + room_key
+        duplicate = self._pymongo.errors.DuplicateKeyError
+
         def append() -> StoredMessage:
-            message = StoredMessage(self._next_id("messages"), room, sender, text, created)
-            self._messages.insert_one(
-                {
-                    "_id": message.id,
-                    "room": room,
-                    "room_key": key(room),
-                    "sender": sender,
-                    "sender_key": key(sender),
-                    "text": text,
-                    "created": created,
-                }
-            )
-            return message
+            for _ in range(APPEND_ATTEMPTS):
+                head = self._counters.find_one({"_id": head_id})
+                if head is None:
+                    newest = self._messages.find_one(
+                        {"room_key": room_key}, {"_id": 1}, sort=[("_id", -1)]
+                    )
+                    prev = int(newest["_id"]) if newest is not None else 0
+                else:
+                    prev = int(head.get("last", 0))
+                message_id = self._next_id("messages")
+                if head is None:
+                    try:
+                        self._counters.insert_one({"_id": head_id, "last": message_id})
+                    except duplicate:
+                        continue
+                elif (
+                    self._counters.update_one(
+                        {"_id": head_id, "last": prev}, {"$set": {"last": message_id}}
+                    ).modified_count
+                    != 1
+                ):
+                    continue
+                message = StoredMessage(message_id, room, sender, text, created, prev)
+                self._messages.insert_one(
+                    {
+                        "_id": message.id,
+                        "room": room,
+                        "room_key": room_key,
+                        "sender": sender,
+                        "sender_key": key(sender),
+                        "text": text,
+                        "created": created,
+                    }
+                )
+                return message
+            raise StorageError(f"MongoDB: room {room!r} too busy to append (head contended)")
 
         with self._append_lock:
             return self._run("append_message", append)
+
+    def messages_after(
+        self, room: str, after_id: int, limit: int
+    ) -> Tuple[List[StoredMessage], int]:
+        query: Document = {"room_key": key(room), "_id": {"$gt": after_id}}
+
+        def read() -> Tuple[List[StoredMessage], int]:
+            total = self._messages.count_documents(query)
+            if limit <= 0 or total == 0:
+                return [], total
+            cursor = self._messages.find(query, sort=[("_id", -1)], limit=limit)
+            picked = [_message(doc) for doc in cursor]
+            picked.reverse()
+            return picked, total
+
+        result: Tuple[List[StoredMessage], int] = self._run("messages_after", read)
+        return result
 
     def recent_messages(
         self, room: str, limit: int, before_id: Optional[int] = None

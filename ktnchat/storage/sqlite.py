@@ -338,6 +338,11 @@ class SQLiteStorage(Storage):
 
     def append_message(self, room: str, sender: str, text: str, created: float) -> StoredMessage:
         with self._write() as db:
+            # Inside the write transaction (BEGIN IMMEDIATE: one writer at a time across
+            # every process), so `prev` is exactly the message committed before this one.
+            (prev,) = db.execute(
+                "SELECT coalesce(max(id), 0) FROM messages WHERE room_key = ?", (key(room),)
+            ).fetchone()
             cursor = db.execute(
                 "INSERT INTO messages (room, room_key, sender, sender_key, text, created)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -345,7 +350,26 @@ class SQLiteStorage(Storage):
             )
             message_id = cursor.lastrowid
         assert message_id is not None
-        return StoredMessage(message_id, room, sender, text, created)
+        return StoredMessage(message_id, room, sender, text, created, int(prev))
+
+    def messages_after(
+        self, room: str, after_id: int, limit: int
+    ) -> Tuple[List[StoredMessage], int]:
+        after = _clamp(after_id)
+        with self._read() as db:
+            (total,) = db.execute(
+                "SELECT count(*) FROM messages WHERE room_key = ? AND id > ?", (key(room), after)
+            ).fetchone()
+            rows = (
+                db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_key = ? AND id > ?"
+                    " ORDER BY id DESC LIMIT ?",
+                    (key(room), after, _clamp(limit)),
+                ).fetchall()
+                if limit > 0
+                else []
+            )
+        return [_message(row) for row in reversed(rows)], int(total)
 
     def recent_messages(
         self, room: str, limit: int, before_id: Optional[int] = None

@@ -239,3 +239,59 @@ def test_everything_survives_a_reopen(open_store: Callable[[], Storage], durable
     assert second.list_audit(10) == [entry]
     newer = second.append_message("lobby", "bob", "after restart", T0 + 100)
     assert newer.id > messages[-1].id  # ids never go back after a restart
+
+
+# -- the store as a cluster's sequencer -----------------------------------------------
+
+
+def test_append_gives_the_previous_id_of_its_room(store: Storage) -> None:
+    first = store.append_message("lobby", "a", "1", T0)
+    elsewhere = store.append_message("other", "a", "x", T0)
+    second = store.append_message("Lobby", "b", "2", T0)
+    assert first.prev == 0 and elsewhere.prev == 0
+    assert second.prev == first.id
+    assert store.get_message(second.id) == second  # prev is not part of identity
+
+
+def test_prev_skips_a_deleted_message_and_stays_below_the_id(store: Storage) -> None:
+    a, b = fill(store, "lobby", 2)
+    store.delete_message(b.id)
+    c = store.append_message("lobby", "a", "c", T0)
+    assert a.id <= c.prev < c.id  # b's id (a head that stays) or a's (the newest left)
+
+
+def test_prev_chains_concurrent_appends_in_id_order(store: Storage) -> None:
+    appended: List[StoredMessage] = []
+    lock = threading.Lock()
+
+    def writer(n: int) -> None:
+        for i in range(25):
+            message = store.append_message("busy", f"w{n}", str(i), T0)
+            with lock:
+                appended.append(message)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    chain = sorted(appended, key=lambda m: m.id)
+    assert [m.prev for m in chain] == [0] + [m.id for m in chain[:-1]]
+
+
+def test_messages_after_gives_the_newest_and_the_count(store: Storage) -> None:
+    messages = fill(store, "lobby", 10)
+    fill(store, "other", 3)
+    assert store.messages_after("lobby", messages[6].id, 100) == (messages[7:], 3)
+    assert store.messages_after("lobby", messages[2].id, 4) == (messages[-4:], 7)
+    assert store.messages_after("lobby", 0, 0) == ([], 10)
+    assert store.messages_after("lobby", messages[-1].id, 5) == ([], 0)
+    assert store.messages_after("nowhere", 0, 5) == ([], 0)
+
+
+def test_the_generic_messages_after_agrees_with_the_adapter(store: Storage) -> None:
+    messages = fill(store, "lobby", 1203)  # more than one page of the generic version
+    for after, limit in ((0, 1000), (messages[700].id, 1000), (messages[5].id, 3), (0, 0)):
+        assert Storage.messages_after(store, "lobby", after, limit) == store.messages_after(
+            "lobby", after, limit
+        )
