@@ -20,16 +20,18 @@ RUN groupadd --system --gid 10001 ktnchat \
 WORKDIR /build
 COPY pyproject.toml README.md ./
 COPY ktnchat ./ktnchat
-RUN pip install --no-cache-dir '.[mongo,cluster]' \
+RUN pip install --no-cache-dir '.[mongo,cluster,web,metrics]' \
     && rm -rf /build
 
 WORKDIR /data
 USER 10001:10001
 
 # Inside a container the server must listen on every interface to be reachable.
+# The web client (HTTP + WebSocket) listens on 8080 when KTNCHAT_WEB_PORT is set, as the
+# compose files do.
 ENV KTNCHAT_HOST=0.0.0.0 \
     KTNCHAT_PORT=9998
-EXPOSE 9998
+EXPOSE 9998 8080
 
 # `ktnchat health` sends a help request to 127.0.0.1:$KTNCHAT_PORT and wants an info back.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \

@@ -387,5 +387,22 @@ def test_haproxy_config_balances_tcp_to_the_replicas() -> None:
     assert "ktnchat:9998" in text and "check" in text
 
 
-def test_the_image_installs_the_cluster_extra() -> None:
-    assert "'.[mongo,cluster]'" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
+def test_the_image_installs_the_cluster_web_and_metrics_extras() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "'.[mongo,cluster,web,metrics]'" in text
+
+
+def test_the_web_port_is_published_and_turned_on(compose: Dict[str, Any]) -> None:
+    ports = [_published(p) for p in _service(compose, "ktnchat").get("ports") or []]
+    assert ("8080", "8080") in ports
+    assert _environment(_service(compose, "ktnchat")).get("KTNCHAT_WEB_PORT") == "8080"
+
+
+def test_the_package_ships_the_web_client() -> None:
+    """The static files are package data, so `pip install .` serves the client."""
+    from ktnchat.web.static import load_static_files
+
+    files = load_static_files()
+    assert set(files) == {"/index.html", "/app.js", "/style.css"}
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"ktnchat.web" = ["static/*.html", "static/*.js", "static/*.css"]' in text

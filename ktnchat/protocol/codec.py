@@ -200,6 +200,28 @@ class RequestDecoder:
                 return
         self._splitter.feed(data)
 
+    def receive_message(self, data: bytes) -> None:
+        """Queue the one request of a whole message (a WebSocket text message): exactly
+        one JSON object, never joined with the bytes of another message."""
+        if self.broken:
+            return
+        splitter = FrameSplitter(self._splitter.max_frame_bytes, self._splitter.max_depth)
+        splitter.feed(data)
+        try:
+            frame = splitter.next_frame()
+        except FrameTooLarge as exc:
+            self._pending.append(Rejected(str(exc)))
+            return
+        if frame is not None and splitter.idle:
+            self._pending.append(self._event_from_frame(frame))
+            return
+        try:  # not one object: say what it is instead (invalid JSON, two objects, ...)
+            value = parse_json(data)
+        except RemoteProtocolError as exc:
+            self._pending.append(Rejected(str(exc)))
+            return
+        self._pending.append(self._event_from_value(value, b"\\" in data))
+
     def next_requests(self, limit: int) -> List[Request]:
         """Up to `limit` further requests, stopping before any Rejected (left in place)."""
         taken: List[Request] = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 from ktnchat.protocol import (
     DEFAULT_MAX_DEPTH,
@@ -26,6 +27,11 @@ class ServerConfig:
     worker_threads: int = 0
     listen_backlog: int = 1024
     reuse_port: bool = False  # SO_REUSEPORT: several worker processes share the port
+    # The web listener (HTTP + WebSocket for browsers), off unless a port is given (0: any
+    # free port); `web_origins` are origins allowed besides the host a page was served
+    # from ("https://chat.example.org", for a reverse proxy in front).
+    web_port: Optional[int] = None
+    web_origins: Tuple[str, ...] = ()
     max_connections: int = 10_000  # more are refused with an error and closed
     max_connections_per_address: int = 100  # per client IP (a class behind one NAT fits)
     # Loopback is exempt by default: local tools and a proxy in front (nginx stream,

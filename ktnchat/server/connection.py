@@ -75,6 +75,7 @@ class Connection:
         "closing_since",
         "decoder",
         "edition2014",
+        "framing",
         "last_request",
         "loop",
         "mask",
@@ -82,9 +83,11 @@ class Connection:
         "outbox",
         "partial_since",
         "peer",
+        "plain",
         "server",
         "session",
         "sock",
+        "transport",
         "wants_history",
     )
 
@@ -108,6 +111,12 @@ class Connection:
         self.mask = READ
         self.busy = False  # a request of ours is on the storage worker
         self.edition2014: Optional[Edition2014Writer] = None  # set if it speaks 2014
+        # True while the bytes on the wire are our 2017 objects as encoded: the fan-out
+        # hot path appends them to the outbox as they are. False for 2014-edition clients
+        # and for WebSocket connections, whose objects are framed by `framing`.
+        self.plain = True
+        self.framing: Optional[Callable[[bytes], bytes]] = None
+        self.transport = "tcp"
         # True once the client said `stream on` (as a request or a "stream" key): it has
         # shown it parses a stream, and gets earlier messages as `history` responses.
         self.wants_history = False
@@ -164,6 +173,7 @@ class Connection:
                 continue
             if event.edition == 2014 and self.edition2014 is None:
                 self.edition2014 = Edition2014Writer(server.config.backlog_encoding)
+                self.plain = False
                 log.info("%s speaks the 2014 edition", self.peer)
             if event.alias is not None and self.edition2014 is not None:
                 self.edition2014.names_word = event.alias
@@ -263,6 +273,9 @@ class Connection:
 
     def stream(self) -> None:
         self.outbox.stream()
+
+    def farewell(self) -> None:
+        """Last bytes before the server closes this connection on shutdown (none on TCP)."""
 
     def set_stream(self, on: bool) -> None:
         """The client's own `stream on` / `stream off` (owning loop only)."""

@@ -27,6 +27,8 @@ from ktnchat.server.connection import READ, Connection, ServerRole
 log = logging.getLogger("ktnchat.server")
 
 HOUSEKEEPING_SECONDS = 1.0
+# (sock, peer, loop, server, now, host) -> a connection: TCP, or the web listener's.
+ConnectionFactory = Callable[[socket.socket, str, "IOLoop", "LoopHost", float, str], Connection]
 
 
 class LoopHost(ServerRole, Protocol):
@@ -88,10 +90,17 @@ class IOLoop:
 
     # -- loop-thread API -------------------------------------------------------------------
 
-    def adopt(self, sock: socket.socket, peer: str, host: str = "") -> None:
-        """Take ownership of an accepted socket (loop thread only)."""
+    def adopt(
+        self,
+        sock: socket.socket,
+        peer: str,
+        host: str = "",
+        make: Optional[ConnectionFactory] = None,
+    ) -> None:
+        """Take ownership of an accepted socket (loop thread only); `make` builds the
+        connection (a plain TCP Connection by default)."""
         now = time.monotonic()
-        conn = Connection(sock, peer, self, self.server, now, host)
+        conn = (make or Connection)(sock, peer, self, self.server, now, host)
         self.connections.add(conn)
         try:
             self.selector.register(sock, READ, conn)
@@ -220,10 +229,11 @@ class IOLoop:
                 and now - conn.opened_at > config.login_timeout
             ):
                 conn.send(
-                    self.server.encode(
+                    self.server.encode_reply(
+                        conn,
                         self.server.service.error(
                             f"No login within {config.login_timeout:g} seconds; closing"
-                        )
+                        ),
                     )
                 )
                 conn.close_after_flush(now, "login timeout")
@@ -243,21 +253,23 @@ class IOLoop:
                 conn.close_after_flush(now, "request incomplete too long")
             elif config.idle_timeout and now - conn.last_request > config.idle_timeout:
                 conn.send(
-                    self.server.encode(
+                    self.server.encode_reply(
+                        conn,
                         self.server.service.error(
                             f"Idle for {config.idle_timeout:g} seconds; closing"
-                        )
+                        ),
                     )
                 )
                 conn.close_after_flush(now, "idle timeout")
 
     def _close_all(self) -> None:
         """On stop: tell every client, flush what the kernel takes at once, close."""
-        notice = self.server.encode(self.server.service.shutdown_notice())
+        notice = self.server.service.shutdown_notice()
         now = time.monotonic()
         for conn in list(self.connections):
             conn.outbox.stream()
-            conn.send(notice)
+            conn.send(self.server.encode_reply(conn, notice))
+            conn.farewell()
             conn.flush(now)
             self.close(conn, "server shutting down")
         self._run_posted()

@@ -74,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     option("--port", int, DEFAULT_PORT, "TCP port (0 picks a free one)")
     option(
+        "--web-port",
+        _optional_port,
+        None,
+        "also serve browsers: the web client, /ws (WebSocket) and /healthz on this port "
+        "(0 picks a free one; off by default)",
+    )
+    option(
+        "--web-origin",
+        str,
+        "",
+        "comma-separated origins allowed to open /ws besides the page's own host, e.g. "
+        "https://chat.example.org behind a TLS proxy",
+    )
+    option(
         "--workers",
         int,
         1,
@@ -295,6 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _optional_port(text: str) -> Optional[int]:
+    """A port number, or None for "" / "off" (the listener stays off)."""
+    if text.strip().lower() in ("", "off", "none", "no"):
+        return None
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"not a port: {text}")
+    return port
+
+
 def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceConfig]:
     server = ServerConfig(
         host=args.host,
@@ -314,6 +338,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         history_encoding=args.history_encoding,
         backlog_encoding=args.backlog_encoding,
         reuse_port=bool(args.reuse_port),
+        web_port=args.web_port,
+        web_origins=tuple(o.strip() for o in args.web_origin.split(",") if o.strip()),
         login_timeout=args.login_timeout,
         idle_timeout=args.idle_timeout,
         heap_trim_interval=max(0.0, args.heap_trim_interval),

@@ -37,7 +37,7 @@ from ktnchat.protocol.edition2014 import broadcast_object
 from ktnchat.server.config import ServerConfig
 from ktnchat.server.connection import Connection
 from ktnchat.server.heap import HeapTrimmer
-from ktnchat.server.ioloop import IOLoop
+from ktnchat.server.ioloop import ConnectionFactory, IOLoop
 from ktnchat.server.worker import StorageWorker
 from ktnchat.service import Broadcast, ChatService, Outcome
 from ktnchat.service.session import Session
@@ -73,6 +73,8 @@ class ChatServer:
         self._gates: Dict[int, List[Response]] = {}
         self._gate_lock = threading.Lock()
         self._listener: Optional[socket.socket] = None
+        self._web_listener: Optional[socket.socket] = None
+        self._make_web: Optional[ConnectionFactory] = None
         self._next_loop = 0
         self._connection_count = 0
         self._per_address: Dict[str, int] = {}
@@ -102,6 +104,8 @@ class ChatServer:
         self._listener = listener
         first = self.loops[0]
         first.selector.register(listener, 1, self._accept)
+        if config.web_port is not None:
+            self._start_web(family)
         self.worker.start()
         cluster = self.service.cluster
         if cluster is not None:
@@ -137,6 +141,54 @@ class ChatServer:
         )
         return host, port
 
+    def _start_web(self, family: socket.AddressFamily) -> None:
+        """Listen for browsers (HTTP + WebSocket) in loop 0, beside the TCP listener."""
+        from ktnchat.server.webconnection import WebConnection
+        from ktnchat.web.endpoint import WebSettings
+        from ktnchat.web.static import load_static_files
+
+        config = self.config
+        settings = WebSettings(
+            files=load_static_files(),
+            origins=frozenset(config.web_origins),
+            max_message_bytes=config.max_frame_bytes,
+            health=self._health,
+        )
+
+        def make(
+            sock: socket.socket,
+            peer: str,
+            loop: IOLoop,
+            server: Any,
+            now: float,
+            host: str,
+        ) -> Connection:
+            return WebConnection(sock, peer, loop, server, now, host, settings)
+
+        self._make_web = make
+        listener = socket.create_server(
+            (config.host, config.web_port or 0),
+            family=family,
+            backlog=config.listen_backlog,
+            reuse_port=config.reuse_port,
+        )
+        listener.setblocking(False)
+        self._web_listener = listener
+        self.loops[0].selector.register(listener, 1, self._accept_web)
+        host, port = listener.getsockname()[:2]
+        log.info("ktnchat web client on http://%s:%d/", host, port)
+
+    def _health(self) -> Tuple[int, bytes]:
+        if self._stopping or self.crashed:
+            return 503, b"stopping\n"
+        return 200, f"ok {self.user_count()} users\n".encode("ascii")
+
+    @property
+    def web_address(self) -> Tuple[str, int]:
+        assert self._web_listener is not None, "web listener not started"
+        host, port = self._web_listener.getsockname()[:2]
+        return host, port
+
     @property
     def address(self) -> Tuple[str, int]:
         assert self._listener is not None, "server not started"
@@ -162,6 +214,8 @@ class ChatServer:
             self.service.cluster.stop()
         if self._listener is not None:
             self._listener.close()
+        if self._web_listener is not None:
+            self._web_listener.close()
         self.service.storage.close()
         self._stopped.set()
         log.info("ktnchat stopped")
@@ -208,8 +262,14 @@ class ChatServer:
     # -- accepting -------------------------------------------------------------------------------
 
     def _accept(self, now: float) -> None:
-        listener = self._listener
-        assert listener is not None
+        assert self._listener is not None
+        self._accept_from(self._listener, None)
+
+    def _accept_web(self, now: float) -> None:
+        assert self._web_listener is not None
+        self._accept_from(self._web_listener, self._make_web)
+
+    def _accept_from(self, listener: socket.socket, make: Optional[ConnectionFactory]) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, address = listener.accept()
@@ -238,9 +298,9 @@ class ChatServer:
             loop = self.loops[self._next_loop]
             self._next_loop = (self._next_loop + 1) % len(self.loops)
             if loop is self.loops[0]:
-                loop.adopt(sock, peer, host)
+                loop.adopt(sock, peer, host, make)
             else:
-                loop.post(functools.partial(loop.adopt, sock, peer, host))
+                loop.post(functools.partial(loop.adopt, sock, peer, host, make))
 
     # -- delivery --------------------------------------------------------------------------------
 
@@ -256,6 +316,12 @@ class ChatServer:
         writer = conn.edition2014
         if writer is not None:
             return [encode_object(obj) for obj in writer.reply_objects(response)]
+        framing = conn.framing
+        if framing is not None:  # a WebSocket: the same objects, one per text message
+            return [framing(frame) for frame in self._encode_2017(conn, response)]
+        return self._encode_2017(conn, response)
+
+    def _encode_2017(self, conn: Connection, response: Response) -> List[bytes]:
         if (
             response.kind == HISTORY
             and not conn.wants_history
@@ -304,6 +370,7 @@ class ChatServer:
             single = frames[0] if len(frames) == 1 else None
             size = len(single) if single is not None else 0
             frames_2014: Optional[List[bytes]] = None  # encoded on first 2014 recipient
+            frames_web: Optional[List[bytes]] = None
             recipients = broadcast.recipients
             if recipients is None:
                 recipients = self.service.presence.members(broadcast.room)
@@ -314,11 +381,7 @@ class ChatServer:
                 target = session.transport
                 if target is None or target.closed:
                     continue
-                if (
-                    single is not None
-                    and target.edition2014 is None
-                    and target.loop.thread_id == here
-                ):
+                if single is not None and target.plain and target.loop.thread_id == here:
                     outbox = target.outbox
                     if not outbox.interval and outbox.queued_bytes + size <= limit:
                         # The fan-out hot path: Connection.send for a streaming outbox with
@@ -332,6 +395,10 @@ class ChatServer:
                     if frames_2014 is None:
                         frames_2014 = self.encode_broadcast_2014(broadcast.response)
                     payload = frames_2014
+                elif target.framing is not None:
+                    if frames_web is None:  # framed once for every WebSocket recipient
+                        frames_web = [target.framing(frame) for frame in frames]
+                    payload = frames_web
                 if target.loop.thread_id == here:
                     target.send(payload)
                 else:
@@ -445,6 +512,8 @@ class ChatServer:
         for response in held or ():
             if conn.edition2014 is not None:
                 conn.send(self.encode_broadcast_2014(response))
+            elif conn.framing is not None:
+                conn.send([conn.framing(frame) for frame in self.encode(response)])
             else:
                 conn.send(self.encode(response))
 

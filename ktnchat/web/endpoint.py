@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -64,6 +65,13 @@ class WebSettings:
     origins: FrozenSet[str] = frozenset()  # extra allowed origins ("https://chat.example")
     max_message_bytes: int = 512 * 1024
     health: Callable[[], Tuple[int, bytes]] = lambda: (200, b"ok\n")
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 class WebEndpoint:
@@ -189,7 +197,9 @@ class WebEndpoint:
             *(extra or []),
         ]
         try:
-            self._out += http.send(h11.Response(status_code=status, headers=headers))
+            self._out += http.send(
+                h11.Response(status_code=status, headers=headers, reason=_reason(status))
+            )
             if body and not head:
                 self._out += http.send(h11.Data(data=body))
             self._out += http.send(h11.EndOfMessage())
@@ -207,6 +217,7 @@ class WebEndpoint:
                 self._out += http.send(
                     h11.Response(
                         status_code=status,
+                        reason=_reason(status),
                         headers=[
                             (b"content-type", b"text/plain"),
                             (b"content-length", str(len(body)).encode("ascii")),

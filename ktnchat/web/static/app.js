@@ -9,6 +9,7 @@ const MOD_WORDS = ["remove", "kick", "mute", "ban"];
 const state = {
   ws: null, name: null, password: "", loggedIn: false, wanted: false,
   room: "lobby", allowed: new Set(), retry: 0, timer: null, users: [],
+  autoHelp: 0, skipHelp: false, quietTopic: false,
 };
 
 function status(text, down) {
@@ -233,11 +234,22 @@ function handle(obj) {
   }
   if (kind !== "info") return;
   if (!state.loggedIn && obj.username && Array.isArray(obj.features)) return loggedIn(obj);
-  if (Array.isArray(obj.names)) return showNames(obj.names.map(String));
+  if (Array.isArray(obj.names)) {
+    state.skipHelp = false;  // the help text, when asked for by the page, ends here
+    return showNames(obj.names.map(String));
+  }
+  if (state.skipHelp && obj.event === undefined) return;  // the rest of that help text
   if (Array.isArray(obj.rooms)) return showRooms(obj.rooms);
   if (Array.isArray(obj.requests)) {
     state.allowed = new Set(obj.requests.map(String));
     refreshPermissions();
+    state.skipHelp = state.autoHelp > 0;
+    if (state.autoHelp > 0) state.autoHelp -= 1;
+    if (state.skipHelp) return;
+  }
+  if (obj.event === undefined && typeof obj.topic === "string" && state.quietTopic) {
+    state.quietTopic = false;
+    $("topic").textContent = obj.topic || "(no topic)";
     return;
   }
   switch (obj.event) {
@@ -245,7 +257,7 @@ function handle(obj) {
       $("messages").replaceChildren();
       setRoom(String(obj.room), obj.topic);
       note(obj.content, "info");
-      send("help"); send("names"); send("rooms");
+      askForState(false);
       return;
     case "join": case "leave":
       note(obj.content, "info");
@@ -266,6 +278,17 @@ function handle(obj) {
   }
 }
 
+// What the page shows beside the messages: what we may do here (help's `requests`),
+// who is here, the rooms, the topic. Their answers update the panel, not the log; the
+// names answer comes after help's pieces, so it marks the end of the help text.
+function askForState(topic) {
+  state.autoHelp += 1;
+  send("help");
+  send("names");
+  send("rooms");
+  if (topic) { state.quietTopic = true; send("topic"); }
+}
+
 function loggedIn(obj) {
   state.loggedIn = true;
   state.wanted = true;
@@ -276,7 +299,7 @@ function loggedIn(obj) {
   $("messages").replaceChildren();
   setRoom(obj.room ? String(obj.room) : "lobby", "");
   note(obj.content, "info");
-  send("help"); send("names"); send("rooms"); send("topic");
+  askForState(true);
   $("send-text").focus();
 }
 
