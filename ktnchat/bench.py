@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union, cast
 
 from ktnchat.oslimits import raise_file_limit
 
@@ -443,15 +443,17 @@ async def connect(run: Run, port: int, index: int) -> Client:
     return client
 
 
-async def connect_all(run: Run, port: int) -> None:
-    """Connect and log in N clients, at most `concurrency` in flight."""
+async def connect_all(run: Run, port: Union[int, Sequence[int]]) -> None:
+    """Connect and log in N clients, at most `concurrency` in flight. Given several ports
+    (one per server process of a cluster), client i goes to ports[i % len(ports)]."""
+    ports = [port] if isinstance(port, int) else list(port)
     count = run.workload.clients
     slots: List[Optional[Client]] = [None] * count
     next_index = iter(range(count))
 
     async def worker() -> None:
         for index in next_index:
-            slots[index] = await connect(run, port, index)
+            slots[index] = await connect(run, ports[index % len(ports)], index)
 
     workers = [
         asyncio.ensure_future(worker()) for _ in range(max(1, min(run.workload.concurrency, count)))
@@ -581,8 +583,14 @@ async def generate(workload: Workload, server: ServerProcess, options: Options) 
         result["errors"] = run.errors
 
 
+class CpuSource(Protocol):
+    """What measure_fanout weighs: a ServerProcess, or several processes of a cluster."""
+
+    def cpu_times(self) -> Optional[Tuple[float, float]]: ...
+
+
 async def measure_fanout(
-    run: Run, server: ServerProcess, options: Options, result: Dict[str, Any]
+    run: Run, server: CpuSource, options: Options, result: Dict[str, Any]
 ) -> None:
     workload = run.workload
     clients = run.clients

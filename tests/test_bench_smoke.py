@@ -7,7 +7,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from ktnchat.bench import main
 
@@ -40,3 +45,37 @@ def test_every_shape_delivers_every_message(tmp_path: Path) -> None:
         for figure in FIGURES:
             assert figure in run, (shape, figure)
             assert figure in report["summary"], (shape, figure)
+
+
+# benchmarks/cluster_cost.py (issue 14), tiny: its CPU part against one process without a
+# bus and two workers on a Redis bus (clients spread over both ports), and its Redis part
+# (commands and bytes per message) with two workers and two rooms. Skipped, visibly,
+# without redis-server or redis-py.
+COST = Path(__file__).resolve().parents[1] / "benchmarks" / "cluster_cost.py"
+
+
+def test_cluster_cost_measures_cpu_and_redis_commands(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    pytest.importorskip("redis", reason="redis-py is not installed (pip install '.[cluster]')")
+    out = tmp_path / "cost.json"
+    argv = [sys.executable, str(COST), "--part", "both", "--runs", "1", "--rows", "N=100"]
+    argv += ["--setups", "memory,bus2", "--quick", "0.01", "--workers", "2", "--rooms", "2"]
+    argv += ["--room-messages", "20", "--idle-seconds", "0.5", "--time-limit", "30"]
+    argv += ["--json", str(out)]
+    run = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=240)
+    assert run.returncode == 0, run.stderr.decode("utf-8", "replace")[-2000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    for setup in ("memory", "bus2"):
+        (result,) = report["cpu"]["runs"]["N=100"][setup]
+        assert result["errors"] == [], setup
+        # 10 senders x 30 messages, each to the 99 clients other than its sender.
+        assert result["deliveries_to_others"] == 300 * 99, setup
+        assert result["cpu_s_per_m_deliveries"] >= 0, setup  # a tiny run: maybe < 1 tick
+    cases = report["redis"]["cases"]
+    assert [(c["case"]["workers"], c["case"]["hosts"]) for c in cases] == [(2, 1), (2, 2)]
+    for case in cases:
+        assert case["errors"] == []
+        assert case["messages"] == 20
+        assert case["all_commands_per_message"] > 0
+        assert case["bytes_out_per_message"] > 0

@@ -13,13 +13,26 @@ admin), send garbage, vanish abruptly, and read slowly or not at all — while c
    within a margin of the baseline taken before the load, and every name used is free;
 5. with --rounds N, the crowd comes N times with a quiet pause between; resident memory
    after the last crowd is no more than a small margin above that after the first (the
-   allocator keeps a high-water mark; a leak would grow with every crowd).
+   allocator keeps a high-water mark; a leak would grow with every crowd);
+6. one order per room: every reader of a room (observers, and chaos clients while they
+   are in it) sees that room's soak messages in the same relative order (sequences are
+   compared pairwise on the messages both saw). Two "choir" users, on different workers
+   when there are several, send a burst each at the same moment every second, so that
+   messages of one room reach two workers at once.
 
-Loopback only; bounded in time and count; the server process is always stopped. Exit
+With --workers N (N >= 2) the server is a cluster: a redis-server on a free loopback port
+(no persistence), N `ktnchat server --bus ...` processes each on its own port sharing it
+and one SQLite file, the clients spread over them (client i on worker i mod N), one
+observer per room on every worker and one probe per worker; invariants 2-6 hold across
+workers (a message acknowledged on one worker reaches the observers on all of them), and
+fds, threads and memory are checked for every worker process.
+
+Loopback only; bounded in time and count; every process started is always stopped. Exit
 status 0 only if every invariant held. `--json` writes the figures.
 
     python3 tools/soak.py --clients 1000 --seconds 600 --rounds 2   # the full run
     python3 tools/soak.py --clients 100 --seconds 30 --rounds 2 --memwatch DIR   # the CI run
+    python3 tools/soak.py --workers 2 --clients 100 --seconds 30 --rounds 2   # two workers
 """
 
 from __future__ import annotations
@@ -29,11 +42,13 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -47,6 +62,7 @@ SOAK_STORAGE = "memory://?max_messages=500"
 SETTLE_SECONDS = 12.0  # > the server's default --heap-trim-interval (10 s)
 RSS_MARGIN_KIB = 20_000  # after the run, at most max(this, half the baseline) above it
 RSS_ROUND_GROWTH_KIB = 8_000  # the last round may end at most this much above the first
+REDIS_OPTIONS = ("--save", "", "--appendonly", "no", "--loglevel", "warning", "--dir")
 
 
 def free_port() -> int:
@@ -106,6 +122,9 @@ class Ledger:
     counts: Dict[str, int] = field(default_factory=lambda: defaultdict(int))
     probe_rtts: List[float] = field(default_factory=list)
     names_used: Set[str] = field(default_factory=set)
+    readers: List[Reader] = field(default_factory=list)  # chaos sessions that read
+    order_violations: int = 0
+    order_examples: List[str] = field(default_factory=list)
 
     def violation(self, text: str) -> None:
         if len(self.violations) < 50:
@@ -120,6 +139,7 @@ class Reader:
         self.ledger = ledger
         self.last_seq: Dict[str, int] = {}
         self.seen: Set[Tuple[str, int]] = set()
+        self.order: List[Tuple[str, int]] = []  # every soak message, in arrival order
 
     def check(self, obj: Dict[str, Any]) -> Optional[Tuple[str, int, str]]:
         """For a soak message: (sender, seq, room); checks order and duplicates."""
@@ -135,8 +155,12 @@ class Reader:
             return None
         if (sender, seq) in self.seen:
             self.ledger.violation(f"{self.name} got {sender}#{seq} twice")
-        elif seq <= self.last_seq.get(sender, -1):
-            self.ledger.violation(f"{self.name} got {sender}#{seq} after #{self.last_seq[sender]}")
+        else:
+            if seq <= self.last_seq.get(sender, -1):
+                self.ledger.violation(
+                    f"{self.name} got {sender}#{seq} after #{self.last_seq[sender]}"
+                )
+            self.order.append((sender, seq))
         self.seen.add((sender, seq))
         self.last_seq[sender] = max(seq, self.last_seq.get(sender, -1))
         return sender, seq, room
@@ -158,20 +182,33 @@ async def open_client(port: int) -> Tuple[asyncio.StreamReader, asyncio.StreamWr
 
 
 async def observer(
-    port: int, room: str, ledger: Ledger, stop: asyncio.Event, got: Dict[str, Set[Tuple[str, int]]]
+    port: int,
+    room: str,
+    worker: int,
+    ledger: Ledger,
+    stop: asyncio.Event,
+    got: Dict[str, List[Reader]],
+    ready: asyncio.Future[None],
 ) -> None:
+    """Stays in `room` on one worker and reads everything. The first worker's observers
+    make the rooms; `ready` is set once this one is in its room."""
     reader, writer = await open_client(port)
-    name = f"obs{room}"
+    name = f"obs{room}" if worker == 0 else f"obs{room}{worker}"
     ledger.names_used.add(name)
     writer.write(request("stream", "on") + request("login", name))
     if room != "lobby":
-        writer.write(request("create", room))  # the observers make the rooms
+        writer.write(request("create" if worker == 0 else "join", room))
     checker = Reader(name, ledger)
-    got[room] = checker.seen
+    got.setdefault(room, []).append(checker)
     ended = False
     try:
         async for obj in read_objects(reader):
             checker.check(obj)
+            if not ready.done() and (
+                (room == "lobby" and obj.get("username") == name)
+                or (obj.get("event") == "joined" and obj.get("room") == room)
+            ):
+                ready.set_result(None)
             if obj.get("request") == "create" and "exists already" in str(obj.get("content")):
                 writer.write(request("join", room))  # a server that ran a soak before
                 continue
@@ -182,8 +219,39 @@ async def observer(
                 break
     finally:
         writer.close()
+        if not ready.done():
+            ready.set_result(None)
         if not ended:
             ledger.violation(f"observer {name} stopped early (connection closed)")
+
+
+def order_violations(ledger: Ledger, got: Dict[str, List[Reader]]) -> int:
+    """One order per room: every pair of readers of a room saw the messages both saw in
+    the same relative order. Each observer is compared with every other observer of its
+    room, and with every chaos session (whose messages from other rooms are not in the
+    observer's sequence, so only that room's are compared)."""
+    bad = 0
+    for room, observers in got.items():
+        for index, reference in enumerate(observers):
+            position = {message: at for at, message in enumerate(reference.order)}
+            others = observers[index + 1 :] + (ledger.readers if index == 0 else [])
+            for other in others:
+                last = -1
+                previous: Optional[Tuple[str, int]] = None
+                for message in other.order:
+                    at = position.get(message)
+                    if at is None:
+                        continue
+                    if at < last:
+                        bad += 1
+                        if len(ledger.order_examples) < 20:
+                            ledger.order_examples.append(
+                                f"in {room}: {other.name} got {message} after {previous}, "
+                                f"{reference.name} the other way round"
+                            )
+                        break  # one per pair is enough to say it
+                    last, previous = at, message
+    return bad
 
 
 PROBE_TIMEOUT = 30.0  # seconds the probe waits for one answer before it gives up
@@ -286,6 +354,8 @@ async def chaos_client(
             writer.write(request("stream", "on"))
         writer.write(request("login", name))
         checker = Reader(name, ledger)
+        if not slow:
+            ledger.readers.append(checker)
         pending: Dict[int, str] = {}
 
         where = {"room": "lobby"}
@@ -345,6 +415,43 @@ async def chaos_client(
             ledger.counts["sessions"] += 1
 
 
+CHOIR_BURST = 4  # messages each choir member sends at once, every CHOIR_EVERY seconds
+CHOIR_EVERY = 1.0  # (4/s: below the flood limit of 5/s sustained, 10 at once)
+
+
+async def choir(ports: List[int], ledger: Ledger, deadline: float, first_seq: int) -> None:
+    """Two lobby users, on different workers when there are several, that send a burst
+    each at the same moment: messages of one room reaching two workers at once, which is
+    what would show two workers delivering one room in different orders."""
+    members = []
+    for index, port in enumerate((ports * 2)[:2] if len(ports) == 1 else ports):
+        name = f"choir{index}"
+        ledger.names_used.add(name)
+        reader, writer = await open_client(port)
+        writer.write(request("stream", "on") + request("login", name))
+        checker = Reader(name, ledger)
+        ledger.readers.append(checker)
+        pending: Dict[int, str] = {}
+        task = asyncio.ensure_future(consume(reader, checker, pending, {"room": "lobby"}, ledger))
+        members.append((name, writer, pending, task))
+    seq = first_seq
+    try:
+        await asyncio.sleep(0.5)
+        while time.monotonic() < deadline:
+            for name, writer, pending, _ in members:
+                for number in range(seq + 1, seq + 1 + CHOIR_BURST):
+                    pending[number] = "lobby"
+                    writer.write(request("msg", f"{MARK}{name}|{number}|lobby"))
+                ledger.counts["sent"] += CHOIR_BURST
+            seq += CHOIR_BURST
+            await asyncio.sleep(CHOIR_EVERY)
+        await asyncio.sleep(1.0)  # the last echoes
+    finally:
+        for _, writer, _, task in members:
+            writer.close()
+            task.cancel()
+
+
 async def admin(port: int, deadline: float, rng: random.Random, ledger: Ledger) -> None:
     reader, writer = await open_client(port)
     writer.write(request("stream", "on") + request("login", "soakadmin"))
@@ -368,13 +475,14 @@ async def admin(port: int, deadline: float, rng: random.Random, ledger: Ledger) 
     task.cancel()
 
 
-async def names_free(port: int, names: Set[str]) -> List[str]:
+async def names_free(ports: List[int], names: Set[str]) -> List[str]:
     """Log in as each name once; the ones refused are still taken. A fresh connection
-    every 15 names keeps each below the per-session request limit."""
+    every 15 names keeps each below the per-session request limit; in a cluster the
+    connections take turns over the workers (a name is free cluster-wide or not at all)."""
     taken: List[str] = []
     ordered = sorted(names)
-    for start in range(0, len(ordered), 15):
-        taken += await _names_free(port, ordered[start : start + 15])
+    for turn, start in enumerate(range(0, len(ordered), 15)):
+        taken += await _names_free(ports[turn % len(ports)], ordered[start : start + 15])
     return taken
 
 
@@ -397,23 +505,33 @@ async def _names_free(port: int, names: List[str]) -> List[str]:
     return taken
 
 
-async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
+async def run(args: argparse.Namespace, ports: List[int], pids: List[int]) -> Dict[str, Any]:
+    """The soak against one server (one port) or a cluster (one port per worker)."""
     ledger = Ledger()
     rng = random.Random(args.seed)
     stop = asyncio.Event()
-    got: Dict[str, Set[Tuple[str, int]]] = {}
-    observers = [asyncio.ensure_future(observer(port, room, ledger, stop, got)) for room in ROOMS]
-    prober = start_probe(port, args.seconds + 120 + args.rounds * SETTLE_SECONDS)
+    got: Dict[str, List[Reader]] = {}
+    loop = asyncio.get_running_loop()
+    observers = []
+    for worker, port in enumerate(ports):  # the first worker's observers make the rooms
+        ready = [loop.create_future() for _ in ROOMS]
+        observers += [
+            asyncio.ensure_future(observer(port, room, worker, ledger, stop, got, done))
+            for room, done in zip(ROOMS, ready)
+        ]
+        await asyncio.wait_for(asyncio.gather(*ready), 30)
+    probe_seconds = args.seconds + 120 + args.rounds * SETTLE_SECONDS
+    probers = [start_probe(port, probe_seconds) for port in ports]
     await asyncio.sleep(1.0)
-    baseline = proc_status(pid)
-    memwatch = MemWatch(pid, args.memwatch)
+    baseline = [proc_status(pid) for pid in pids]
+    memwatch = MemWatch(pids[0], args.memwatch)
     await memwatch.take("baseline")
-    rss_after_round: List[int] = []
+    rss_after_round: List[List[int]] = []
     for round_number in range(args.rounds):
         if round_number:
             # Quiet: the crowd has gone; give the server one memory trim, then measure.
             await asyncio.sleep(SETTLE_SECONDS)
-            rss_after_round.append(proc_status(pid)["rss_kib"])
+            rss_after_round.append([proc_status(pid)["rss_kib"] for pid in pids])
             await memwatch.take(f"after round {round_number}")
         deadline = time.monotonic() + args.seconds / args.rounds
         clients = []
@@ -422,7 +540,7 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
                 asyncio.ensure_future(
                     chaos_client(
                         i,
-                        port,
+                        ports[i % len(ports)],
                         ledger,
                         deadline,
                         random.Random(rng.random()),
@@ -433,14 +551,17 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
             if i % 50 == 49:
                 await asyncio.sleep(0.05)
         admin_task = asyncio.ensure_future(
-            admin(port, deadline, random.Random(rng.random()), ledger)
+            admin(ports[0], deadline, random.Random(rng.random()), ledger)
         )
-        await asyncio.gather(*clients, admin_task, return_exceptions=True)
+        choir_task = asyncio.ensure_future(
+            choir(ports, ledger, deadline, first_seq=round_number * 10_000_000)
+        )
+        await asyncio.gather(*clients, admin_task, choir_task, return_exceptions=True)
     load_ended = time.monotonic()
     # Let every acknowledged message reach the observers, then stop them.
     await asyncio.sleep(2.0)
     stop.set()
-    _closer_r, closer_w = await open_client(port)
+    _closer_r, closer_w = await open_client(ports[-1])
     closer_w.write(request("stream", "on") + request("login", "soakcloser"))
     ledger.names_used.add("soakcloser")
     for room in ROOMS:
@@ -448,25 +569,40 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
         await asyncio.sleep(0.2)
     await asyncio.wait(observers, timeout=20)
     closer_w.close()
-    stop_probe(prober, ledger)
+    for prober in probers:
+        stop_probe(prober, ledger)
     # Each acknowledged message went to exactly one room (the one its sender was in when
     # the server stored it, which the sender may not know yet after a join or a kick), so
-    # exactly one room's observer must have it.
+    # the observers of exactly one room must have it: every one of them, on every worker.
     missing = 0
     for messages in ledger.acked.values():
         for message in messages:
-            holders = [room for room, seen in got.items() if message in seen]
+            holders = [
+                room for room, readers in got.items() if any(message in r.seen for r in readers)
+            ]
             if len(holders) != 1:
                 missing += 1
                 ledger.violation(f"acknowledged {message} seen by observers of {holders}")
+                continue
+            lacking = [r.name for r in got[holders[0]] if message not in r.seen]
+            if lacking:
+                missing += 1
+                ledger.violation(f"acknowledged {message} not seen by {lacking}")
+    ledger.order_violations = order_violations(ledger, got)
+    if ledger.order_violations:
+        # One line, so that it cannot crowd the other invariants out of the list.
+        ledger.violation(
+            f"order: {ledger.order_violations} pairs of readers saw a room's messages in "
+            f"different orders, e.g. {ledger.order_examples[0]}"
+        )
     await asyncio.sleep(3.0)  # the server notices the last closes
-    taken = await names_free(port, ledger.names_used)
+    taken = await names_free(ports, ledger.names_used)
     if taken:
         ledger.violation(f"{len(taken)} names still taken after the run, e.g. {taken[:5]}")
     # "After" is after the server's next memory trim (every 10 s by default).
     await asyncio.sleep(max(2.0, SETTLE_SECONDS - (time.monotonic() - load_ended)))
-    after = proc_status(pid)
-    rss_after_round.append(after["rss_kib"])
+    after = [proc_status(pid) for pid in pids]
+    rss_after_round.append([status["rss_kib"] for status in after])
     await memwatch.take("after")
     if not ledger.probe_rtts:
         ledger.violation("the probe measured nothing")
@@ -474,35 +610,84 @@ async def run(args: argparse.Namespace, port: int, pid: int) -> Dict[str, Any]:
     p99 = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
     if rtts[-1] > args.probe_bound:
         ledger.violation(f"probe answered in {rtts[-1]:.3f} s > bound {args.probe_bound} s")
-    if after["fds"] > baseline["fds"] + 10:
-        ledger.violation(f"fds {baseline['fds']} -> {after['fds']}")
-    if after["threads"] > baseline["threads"] + 2:
-        ledger.violation(f"threads {baseline['threads']} -> {after['threads']}")
-    rss_margin = max(int(baseline["rss_kib"] * 0.5), RSS_MARGIN_KIB)
-    if after["rss_kib"] > baseline["rss_kib"] + rss_margin:
-        ledger.violation(f"rss {baseline['rss_kib']} KiB -> {after['rss_kib']} KiB")
-    # The allocator keeps a high-water mark after the first crowd; a second crowd like it
-    # must not add to it, or something leaks.
-    growth = rss_after_round[-1] - rss_after_round[0]
-    if growth > RSS_ROUND_GROWTH_KIB:
-        ledger.violation(f"rss grew {growth} KiB over rounds: {rss_after_round}")
+    for worker, (before, now) in enumerate(zip(baseline, after)):
+        who = "" if len(pids) == 1 else f"worker {worker}: "
+        if now["fds"] > before["fds"] + 10:
+            ledger.violation(f"{who}fds {before['fds']} -> {now['fds']}")
+        if now["threads"] > before["threads"] + 2:
+            ledger.violation(f"{who}threads {before['threads']} -> {now['threads']}")
+        rss_margin = max(int(before["rss_kib"] * 0.5), RSS_MARGIN_KIB)
+        if now["rss_kib"] > before["rss_kib"] + rss_margin:
+            ledger.violation(f"{who}rss {before['rss_kib']} KiB -> {now['rss_kib']} KiB")
+        # The allocator keeps a high-water mark after the first crowd; a second crowd like
+        # it must not add to it, or something leaks.
+        series = [rss[worker] for rss in rss_after_round]
+        growth = series[-1] - series[0]
+        if growth > RSS_ROUND_GROWTH_KIB:
+            ledger.violation(f"{who}rss grew {growth} KiB over rounds: {series}")
+    one = len(pids) == 1
     return {
         "clients": args.clients,
         "seconds": args.seconds,
+        "workers": len(ports),
         "counts": dict(ledger.counts),
         "acknowledged_missing_at_observers": missing,
+        "order_violations": ledger.order_violations,
+        "order_examples": ledger.order_examples,
+        "readers_compared": len(ledger.readers) + sum(len(r) for r in got.values()),
         "probe_rtt_ms": {
             "p50": rtts[len(rtts) // 2] * 1000,
             "p99": p99 * 1000,
             "max": rtts[-1] * 1000,
             "samples": len(rtts),
         },
-        "baseline": baseline,
-        "after": after,
-        "rss_kib_after_each_round": rss_after_round,
+        "baseline": baseline[0] if one else baseline,
+        "after": after[0] if one else after,
+        "rss_kib_after_each_round": [r[0] for r in rss_after_round] if one else rss_after_round,
         "memwatch": memwatch.reports,
         "violations": ledger.violations,
     }
+
+
+def wait_listening(port: int, process: subprocess.Popen, what: str) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"{what} did not start") from None
+            time.sleep(0.05)
+
+
+def stop_process(process: subprocess.Popen, signalled: bool = False) -> None:  # type: ignore[type-arg]
+    """SIGTERM (once: a second one during the interpreter's exit would kill it), wait,
+    then SIGKILL."""
+    if not signalled and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def start_redis(binary: str, directory: str) -> Tuple[subprocess.Popen, int]:  # type: ignore[type-arg]
+    """redis-server on a free loopback port, without persistence."""
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", *REDIS_OPTIONS, directory],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_listening(port, process, "redis-server")
+    except BaseException:
+        stop_process(process)
+        raise
+    return process, port
 
 
 def main() -> int:
@@ -524,7 +709,7 @@ def main() -> int:
         metavar="DIR",
         help="run the server under tools/memwatch.py and record its memory breakdown "
         "(mappings, pymalloc arenas, cyclic garbage) at the baseline, after each round and "
-        "at the end; dumps go to DIR",
+        "at the end; dumps go to DIR (with --workers: the first worker's)",
     )
     parser.add_argument("--probe-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -532,15 +717,38 @@ def main() -> int:
         default=SOAK_STORAGE,
         help="the server's store. The default keeps 500 messages per room, so that memory "
         "still resident after the run is not history the server keeps on purpose (the "
-        "default store keeps 10,000 per room: ~16 MB after a full run)",
+        "default store keeps 10,000 per room: ~16 MB after a full run). With --workers "
+        "the default is a fresh SQLite file keeping 500 messages per room",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="2 or more: a cluster of this many server processes on a Redis bus (a fresh "
+        "redis-server on a free loopback port) sharing one SQLite file, clients spread "
+        "over them",
+    )
+    parser.add_argument("--redis-server", default="redis-server", help="the binary, --workers")
+    parser.add_argument(
+        "--server-tree",
+        metavar="DIR",
+        help="run the server(s) from the ktnchat package in DIR (e.g. another commit's: "
+        "git archive HEAD ktnchat | tar -x -C DIR); not with --memwatch",
     )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.server_tree and args.memwatch:
+        parser.error("--server-tree and --memwatch do not go together")
+    tree = os.path.abspath(args.server_tree or REPO)
     if args.probe_port:
         return probe_main(args.probe_port, 0.5, args.seconds)
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=REPO, KTNCHAT_ADMIN_SECRET=ADMIN_SECRET)
+    redis_binary = shutil.which(args.redis_server)
+    if args.workers > 1 and redis_binary is None:
+        parser.error(f"--workers {args.workers} needs {args.redis_server} (not found)")
+    env = dict(os.environ, PYTHONPATH=tree, KTNCHAT_ADMIN_SECRET=ADMIN_SECRET)
     if args.memwatch:
         os.makedirs(args.memwatch, exist_ok=True)
         for old in os.listdir(args.memwatch):
@@ -550,54 +758,84 @@ def main() -> int:
         launcher = [memwatch, "--dir", args.memwatch, "--census", "--"]
     else:
         launcher = ["-m", "ktnchat", "server"]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            *launcher,
-            "--port",
-            str(port),
-            "--log-level",
-            "WARNING",
-            "--max-outbox-bytes",
-            "262144",
-            "--send-buffer-bytes",
-            "65536",
-            "--frame-timeout",
-            "5",
-            "--max-connections",
-            "20000",
-            "--storage",
-            args.storage,
-        ],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    scratch = tempfile.TemporaryDirectory(prefix="ktnchat-soak-")
+    redis: Optional[subprocess.Popen] = None  # type: ignore[type-arg]
+    servers: List[subprocess.Popen] = []  # type: ignore[type-arg]
+    logs = []
+    ports: List[int] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start") from None
-                time.sleep(0.05)
-        result = asyncio.run(asyncio.wait_for(run(args, port, server.pid), args.seconds + 300))
+        cluster: List[str] = []
+        storage = args.storage
+        if args.workers > 1:
+            assert redis_binary is not None
+            redis, redis_port = start_redis(redis_binary, scratch.name)
+            cluster = ["--bus", f"redis://127.0.0.1:{redis_port}/0"]
+            if storage == SOAK_STORAGE:
+                storage = "sqlite:///" + os.path.join(scratch.name, "soak.db")
+                cluster += ["--retention-messages", "500"]
+        for worker in range(args.workers):
+            port = free_port()
+            log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+            logs.append(log)
+            servers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        *(launcher if worker == 0 else ["-m", "ktnchat", "server"]),
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "WARNING",
+                        "--max-outbox-bytes",
+                        "262144",
+                        "--send-buffer-bytes",
+                        "65536",
+                        "--frame-timeout",
+                        "5",
+                        "--max-connections",
+                        "20000",
+                        "--storage",
+                        storage,
+                        *cluster,
+                    ],
+                    env=env,
+                    cwd=tree,  # `python -m` puts the working directory first on the path
+                    stdin=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            )
+            ports.append(port)
+        for worker, (port, server) in enumerate(zip(ports, servers)):
+            wait_listening(port, server, f"server {worker}")
+        pids = [server.pid for server in servers]
+        result = asyncio.run(asyncio.wait_for(run(args, ports, pids), args.seconds + 300))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            _, err = server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            _, err = server.communicate(timeout=10)
-    tracebacks = err.decode("utf-8", "replace").count("Traceback")
+        for server in servers:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+        for server in servers:
+            stop_process(server, signalled=True)
+        if redis is not None:
+            stop_process(redis)
+        errs = []
+        for log in logs:
+            log.seek(0)
+            errs.append(log.read().decode("utf-8", "replace"))
+            log.close()
+        scratch.cleanup()
+    tracebacks = sum(err.count("Traceback") for err in errs)
     result["server_tracebacks"] = tracebacks
-    result["server_exit"] = server.returncode
+    codes = [server.returncode for server in servers]
+    result["server_exit"] = codes[0] if len(codes) == 1 else codes
     if tracebacks:
         result["violations"].append(f"{tracebacks} traceback(s) in the server's log")
-    if server.returncode != 0:
-        result["violations"].append(f"server exited {server.returncode}")
+        first = next(err for err in errs if "Traceback" in err)
+        at = first.index("Traceback")
+        result["first_traceback"] = first[at : at + 3000]
+    for worker, code in enumerate(codes):
+        if code != 0:
+            who = "server" if len(codes) == 1 else f"worker {worker}"
+            result["violations"].append(f"{who} exited {code}")
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w") as out:

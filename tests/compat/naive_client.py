@@ -7,12 +7,14 @@
 # What it proves: the receiver thread does ONE recv(1024) per object and json.loads()
 # the bytes with NO buffering, so if the server ever puts two objects in one read, or
 # splits one object across reads, json.loads fails; the failure is recorded and the
-# client exits non-zero. Each `history` entry is decoded a second time, as the
-# assignment's hints tell students to.
+# client exits non-zero. Earlier messages come (ktnchat's default for a client that has
+# not said `stream on`) as ordinary `message` objects marked "history": true; when they
+# come as `history` objects instead (--history-delivery history), each entry is decoded a
+# second time, as the assignment's hints tell students to.
 #
 # Usage:
 #   python naive_client.py --port 9998 [--quirk null|empty|None|stale|missing]
-#                          [--reply-waiting] [--timeout 20] [--script JSON]
+#                          [--reply-waiting] [--timeout 20] [--script JSON] [--hold]
 # The script (from --script, or stdin when omitted) is a JSON list of steps:
 #   {"request": "login", "content": "alice"}   send one request (one send(), no delimiter)
 #   {"request": "logout"}                      no "content": apply the quirk (see below)
@@ -23,7 +25,9 @@
 #   null -> "content": null     empty -> "content": ""     None -> "content": "None"
 #   stale -> the previous request's content text           missing -> no "content" key
 # With --reply-waiting the client waits for at least one new object after every request
-# before sending the next (as one student client does).
+# before sending the next (as one student client does). With --hold it says "ready" on
+# stderr and connects only once a line arrives on stdin (then the script comes from
+# --script), so a test can start several before any of them receives.
 #
 # Output: every received object, re-encoded as one JSON line on stdout.
 # Exit status: 0 everything received parsed and every step completed; 1 something
@@ -100,7 +104,9 @@ def check_payload(payload):
     if not isinstance(payload, dict):
         raise TypeError("not a JSON object: %r" % (payload,))
     response = payload["response"]
-    if response == "history":
+    if response == "message":
+        _ = (payload["timestamp"], payload["sender"], payload["content"])  # it prints these
+    elif response == "history":
         for entry in payload["content"]:
             if not isinstance(entry, STRING_TYPES):
                 raise TypeError("history entry is not a JSON string: %r" % (entry,))
@@ -246,6 +252,7 @@ def parse_args(argv):
     parser.add_argument("--step-timeout", type=float, default=10.0)
     parser.add_argument("--recv-bytes", type=int, default=1024)
     parser.add_argument("--script", help="JSON list of steps (default: read stdin)")
+    parser.add_argument("--hold", action="store_true", help="connect once stdin has a line")
     return parser.parse_args(argv)
 
 
@@ -259,6 +266,9 @@ def main(argv=None):
     except ValueError as exc:
         log("bad script: %s" % exc)
         return EXIT_USAGE
+    if args.hold:
+        log("ready")
+        sys.stdin.readline()
     try:
         client = Client(
             args.host, args.port, args.quirk, args.reply_waiting, args.timeout, args.recv_bytes
