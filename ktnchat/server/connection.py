@@ -143,12 +143,20 @@ class Connection:
             self.loop.close(self, "connection closed")
             return
         self.last_request = now
+        self.received(data, now)
+
+    def received(self, data: bytes, now: float) -> None:
+        """Bytes read from the socket: decode them and handle what is whole."""
         self.decoder.receive_data(data)
+        self.go_on(now)
+        self.note_partial(now)
+
+    def go_on(self, now: float) -> None:
+        """Handle decoded requests now, or hold them while one is on the worker."""
         if self.busy:
             self.update_interest(self.mask & WRITE != 0)  # hold, and maybe stop reading
         else:
             self.process(now)
-        self.note_partial(now)
 
     def note_partial(self, now: float) -> None:
         """Start (or stop) the clock on a request that is only partly here."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from ktnchat.server.connection import RECV_BYTES, WRITE, Connection, LoopRole, ServerRole
+from ktnchat.server.connection import Connection, LoopRole, ServerRole
 from ktnchat.web.endpoint import CLOSE_GOING_AWAY, CLOSE_NORMAL, WebEndpoint, WebSettings
 from ktnchat.web.frames import ws_text_frame
 
@@ -44,18 +44,9 @@ class WebConnection(Connection):
         self.wants_history = True
         self.outbox.stream()
 
-    def on_readable(self, now: float) -> None:
-        try:
-            data = self.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self.loop.close(self, f"connection error: {exc.strerror or exc}")
-            return
-        if not data:
-            self.loop.close(self, "connection closed")
-            return
-        self.last_request = now
+    def received(self, data: bytes, now: float) -> None:
+        """HTTP or WebSocket bytes: the endpoint answers HTTP itself and hands over whole
+        text messages, each decoded alone as one request."""
         endpoint = self.endpoint
         was_websocket = endpoint.is_websocket
         endpoint.receive_data(data)
@@ -71,10 +62,8 @@ class WebConnection(Connection):
                 log.info("%s: WebSocket closing: %s", self.peer, reason)
             self.process(now)  # what arrived before the close is still answered
             Connection.close_after_flush(self, now, reason)
-        elif self.busy:
-            self.update_interest(self.mask & WRITE != 0)
         else:
-            self.process(now)
+            self.go_on(now)
 
     def _take_output(self) -> None:
         out = self.endpoint.data_to_send()

@@ -10,6 +10,7 @@ from typing import Any, Optional, Tuple
 
 from ktnchat import __version__
 from ktnchat.protocol import MESSAGE, Request, Response
+from ktnchat.protocol.codec import stream_choice
 from ktnchat.service.commands import allowed_words, help_lines
 from ktnchat.service.core import ServiceCore, log
 from ktnchat.service.errors import (
@@ -307,8 +308,7 @@ class ChatCommands(ServiceCore):
         )
 
     def cmd_stream(self, session: Session, request: Request) -> Outcome:
-        choice = request.text()
-        on = choice is None or choice.strip().lower() not in ("off", "0", "false", "no")
+        on = stream_choice(request.text()) is not False  # anything but a clear "off"
         state = "on: responses may share a TCP segment" if on else "off: one response per segment"
         outcome = Outcome().reply(self.info(f"Streaming output {state}", stream=on))
         outcome.stream = on
