@@ -21,7 +21,6 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Protocol, Set, Tuple
 
-from ktnchat.protocol import Response
 from ktnchat.server.connection import READ, Connection, ServerRole
 
 log = logging.getLogger("ktnchat.server")
@@ -33,8 +32,6 @@ ConnectionFactory = Callable[[socket.socket, str, "IOLoop", "LoopHost", float, s
 
 class LoopHost(ServerRole, Protocol):
     """What a loop uses of the server, besides what its connections use."""
-
-    def encode(self, response: Response) -> List[bytes]: ...
 
     def connection_closed(self, conn: Connection, reason: str) -> None: ...
 
