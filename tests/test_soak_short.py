@@ -82,11 +82,10 @@ def two_worker_soak(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
 
 
 @pytest.mark.timeout(400)
-def test_two_worker_soak_holds_every_invariant_but_order(two_worker_soak: Dict[str, Any]) -> None:
+def test_two_worker_soak_holds_every_invariant(two_worker_soak: Dict[str, Any]) -> None:
     result = two_worker_soak
     assert result["workers"] == 2
-    others = [v for v in result["violations"] if not v.startswith("order: ")]
-    assert others == []
+    assert result["violations"] == []
     assert result["counts"]["acked"] > 100  # the load really ran
     assert result["acknowledged_missing_at_observers"] == 0
     assert result["server_tracebacks"] == 0
@@ -95,13 +94,6 @@ def test_two_worker_soak_holds_every_invariant_but_order(two_worker_soak: Dict[s
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 14: before the cluster redesign (63eff1d) each worker delivered its own "
-    "users' messages at once and the others' when the Redis bus brought them, so readers "
-    "on different workers saw one room's messages in different orders (147-177 reader "
-    "pairs per run); the redesign (77f2912) passes: drop this mark once it holds in CI",
-)
 def test_two_worker_soak_one_order_per_room(two_worker_soak: Dict[str, Any]) -> None:
     result = two_worker_soak
     assert result["readers_compared"] > 8

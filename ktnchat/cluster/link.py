@@ -15,18 +15,29 @@
 #   and follows the wanted set of rooms. Each confirmed subscription to a room channel is
 #   reported (on_room_subscribed), so the server catches that room up from the store:
 #   pub/sub keeps nothing for an absent subscriber, the store keeps every message.
+# - Publishing never waits on Redis: publish_many() queues the events and returns; one
+#   publisher thread sends everything queued so far as one pipeline on a connection of its
+#   own (so a burst costs one round trip, not one per message), in the order queued. The
+#   queue is bounded (PUBLISH_QUEUE_LIMIT events); what cannot be sent (Redis down, queue
+#   full) is counted and reported to the caller's `on_lost`, so the rooms concerned are
+#   announced once Redis is back — the store keeps every message, so nothing is lost to
+#   readers, only delayed.
+# - Every event names its worker first ('{"w":"<id>",...'), so the bus thread drops its
+#   own events (which it hears on the room channels it follows) without decoding them.
 # - Every call has a short timeout. After a failure, calls fail fast for a backoff period
 #   (ClusterUnavailable), so a Redis outage costs each request milliseconds, not seconds.
 # - redis-py is imported only here, and only when a link is made.
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple
 
 from ktnchat.cluster import events
 
@@ -35,6 +46,10 @@ log = logging.getLogger("ktnchat.cluster")
 HEARTBEAT_EVERY = 1.0
 HEARTBEAT_TTL = 5  # seconds a worker's names survive it
 BUS_POLL_SECONDS = 0.02  # the bus thread's longest wait before following a room change
+PUBLISH_QUEUE_LIMIT = 10_000  # events waiting for the publisher; past it they are lost
+PUBLISH_BATCH_LIMIT = 500  # most events in one pipeline
+
+OnLost = Callable[[List[Dict[str, Any]]], None]
 
 _CLAIM = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -109,6 +124,13 @@ class ClusterLink:
         self.on_room_subscribed: Optional[Callable[[str], None]] = None
         self._threads: List[threading.Thread] = []
         self._alive_cache: Tuple[float, Dict[str, bool]] = (0.0, {})
+        self._own_prefix = events.dumps({"w": self.worker})[:-1] + ","
+        self._own_marker = self._own_prefix.encode("utf-8")
+        self._outgoing: Deque[Tuple[List[Dict[str, Any]], Optional[OnLost]]] = deque()
+        self._outgoing_count = 0
+        self._outgoing_ready = threading.Condition(threading.Lock())
+        self._publishing = False  # the publisher holds a batch it has not sent yet
+        self._publisher: Any = None  # its own redis-py Connection, made on first use
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -117,7 +139,12 @@ class ClusterLink:
         events on the subscriber thread."""
         self._handler = handler
         self.call(lambda: self.client.set(self._alive_prefix + self.worker, "1", ex=HEARTBEAT_TTL))
-        for target, name in ((self._heartbeat, "heartbeat"), (self._subscribe, "bus")):
+        threads = (
+            (self._heartbeat, "heartbeat"),
+            (self._subscribe, "bus"),
+            (self._publish, "publish"),
+        )
+        for target, name in threads:
             thread = threading.Thread(target=target, name=f"ktnchat-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -125,7 +152,10 @@ class ClusterLink:
 
     def stop(self) -> None:
         """Leave the cluster: stop the threads and drop this worker's names."""
+        self.flush(2.0)
         self._stop.set()
+        with self._outgoing_ready:
+            self._outgoing_ready.notify_all()
         try:
             names = self.client.hgetall(self._names_key)
             mine = [k for k, v in names.items() if _text(v).split("\t", 1)[0] == self.worker]
@@ -136,6 +166,8 @@ class ClusterLink:
             log.info("cluster: could not clean up on leaving: %s", exc)
         for thread in self._threads:
             thread.join(5)
+        if self._publisher is not None:
+            self._publisher.disconnect()
         self.client.close()
 
     def _safe_url(self) -> str:
@@ -308,34 +340,102 @@ class ClusterLink:
             k: (w if w is not None and alive.get(w, False) else None) for k, w in owners.items()
         }
 
-    def publish(self, event: Dict[str, Any]) -> bool:
-        """Send `event` to the workers it concerns; False (and counted) if Redis is down."""
-        return self.publish_many([event])
+    def publish(self, event: Dict[str, Any], on_lost: Optional[OnLost] = None) -> None:
+        """Send `event` to the workers it concerns (queued; see publish_many)."""
+        self.publish_many([event], on_lost)
 
-    def publish_many(self, batch: List[Dict[str, Any]]) -> bool:
-        """Send several events in one round trip (a pipeline), in order, each on its
-        channel. False if they were lost (Redis down; counted for the recovery log)."""
+    def publish_many(self, batch: List[Dict[str, Any]], on_lost: Optional[OnLost] = None) -> None:
+        """Queue events for the publisher thread, which sends them in order, each on its
+        channel. If they cannot be sent (Redis down, or too many waiting), they are counted
+        for the recovery log and `on_lost(batch)` is called (on the publisher thread, or
+        here when refused at once)."""
         if not batch:
-            return True
+            return
+        refused = False
+        with self._outgoing_ready:
+            if self._outgoing_count + len(batch) > PUBLISH_QUEUE_LIMIT or self._stop.is_set():
+                refused = True
+            else:
+                self._outgoing.append((batch, on_lost))
+                self._outgoing_count += len(batch)
+                self._outgoing_ready.notify()
+        if refused:
+            self._lost(batch, on_lost)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait (bounded) until everything queued so far has been sent or given up."""
+        deadline = time.monotonic() + timeout
+        with self._outgoing_ready:
+            while self._outgoing or self._publishing:
+                left = deadline - time.monotonic()
+                if left <= 0 or not any(t.is_alive() for t in self._threads):
+                    return False
+                self._outgoing_ready.wait(min(left, 0.05))
+        return True
+
+    def _lost(self, batch: List[Dict[str, Any]], on_lost: Optional[OnLost]) -> None:
+        with self._lock:
+            self._lost_publishes += len(batch)
+        if on_lost is not None:
+            try:
+                on_lost(batch)
+            except Exception:
+                log.exception("cluster: handling lost publishes failed")
+
+    def _publish(self) -> None:
+        """The publisher thread: send what is queued, a pipeline at a time."""
+        while True:
+            with self._outgoing_ready:
+                while not self._outgoing and not self._stop.is_set():
+                    self._outgoing_ready.wait()
+                if not self._outgoing:
+                    return  # stopping, and nothing is left
+                taken: List[Tuple[List[Dict[str, Any]], Optional[OnLost]]] = []
+                count = 0
+                while self._outgoing and count < PUBLISH_BATCH_LIMIT:
+                    entry = self._outgoing.popleft()
+                    taken.append(entry)
+                    count += len(entry[0])
+                self._outgoing_count -= count
+                self._publishing = True
+            try:
+                events_taken = [e for batch, _ in taken for e in batch]
+                self.call(functools.partial(self._send, events_taken))
+            except ClusterUnavailable:
+                for batch, on_lost in taken:
+                    self._lost(batch, on_lost)
+            except Exception:  # a bug: log it; the events are lost as if Redis were down
+                log.exception("cluster: publishing failed")
+                for batch, on_lost in taken:
+                    self._lost(batch, on_lost)
+            finally:
+                with self._outgoing_ready:
+                    self._publishing = False
+                    self._outgoing_ready.notify_all()
+
+    def _send(self, batch: List[Dict[str, Any]]) -> None:
+        """One pipeline of PUBLISH commands on the publisher's own connection."""
+        holders = self._holders(batch)
+        prefix = self._own_prefix
+        commands = []
         for event in batch:
             event["w"] = self.worker
-
-        def send() -> None:
-            holders = self._holders(batch)
-            pipe = self.client.pipeline(transaction=False)
-            for event in batch:
-                channel = self._channel_of(event, holders)
-                if channel is not None:
-                    pipe.publish(channel, events.dumps(event))
-            pipe.execute()
-
+            channel = self._channel_of(event, holders)
+            if channel is not None:
+                body = {k: v for k, v in event.items() if k != "w"}
+                commands.append(("PUBLISH", channel, prefix + events.dumps(body)[1:]))
+        if not commands:
+            return
+        conn = self._publisher
+        if conn is None:
+            conn = self._publisher = self.client.connection_pool.make_connection()
         try:
-            self.call(send)
-        except ClusterUnavailable:
-            with self._lock:
-                self._lost_publishes += len(batch)
-            return False
-        return True
+            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            for _ in commands:
+                conn.read_response()
+        except BaseException:
+            conn.disconnect()  # reconnects on the next batch
+            raise
 
     def _heartbeat(self) -> None:
         key = self._alive_prefix + self.worker
@@ -405,8 +505,11 @@ class ClusterLink:
             return
         if kind != "message":
             return
+        data = message["data"]
+        if isinstance(data, bytes) and data.startswith(self._own_marker):
+            return  # this worker's own event, heard on a room channel it follows
         try:
-            event = events.loads(message["data"])
+            event = events.loads(data)
         except ValueError:
             log.warning("cluster: unreadable bus event ignored")
             return

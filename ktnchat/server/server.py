@@ -456,7 +456,7 @@ class ChatServer:
         return batch
 
     def _publish(self, cluster: ClusterLink, *outcomes: Outcome) -> None:
-        """Put the outcomes' cluster-wide parts on the bus, in one round trip."""
+        """Put the outcomes' cluster-wide parts on the bus (queued, in order)."""
         cluster.publish_many(self._events(outcomes))
 
     def _share(self, cluster: ClusterLink, outcomes: List[Outcome]) -> None:
@@ -478,27 +478,54 @@ class ChatServer:
                     else:
                         rest.append(broadcast)
                 outcome.broadcasts = rest
-        if not cluster.publish_many(batch) and order is not None:
-            for broadcast in sequenced:  # announced once Redis is back (_cluster_recovered)
-                assert broadcast.seq is not None
-                order.unannounced(broadcast.room, broadcast.seq[0])
+        if order is None or not sequenced:
+            cluster.publish_many(batch)
+            return
+        stored = [(b.room, b.seq[0]) for b in sequenced if b.seq is not None]
+
+        def lost(_: object) -> None:  # announced once Redis is back (_cluster_recovered)
+            for room, message_id in stored:
+                order.unannounced(room, message_id)
+
+        cluster.publish_many(batch, lost)
 
     def _emit_room(self, room: str, response: Response) -> None:
         """A sequencer released a message (under the room's lock): to the room's local
-        members now, except joiners whose history is not queued yet (held for them)."""
-        recipients: Optional[List[Session]] = None
+        members now, except joiners whose history is not queued yet (held for them).
+
+        The members are taken now; the delivery is one piece of work per I/O loop (posted
+        under the room's lock, so every loop queues the room's messages in release order),
+        where the loop's own fan-out path encodes once and queues to each reader."""
+        members = self.service.presence.members(room)
         gates = self._gates
         if gates:
-            recipients = []
+            recipients: List[Session] = []
             with self._gate_lock:
-                for session in self.service.presence.members(room):
+                for session in members:
                     held = gates.get(session.id)
                     if held is None:
                         recipients.append(session)
                     else:
                         held.append(response)
-        broadcast = Broadcast(room, response, recipients=recipients)
-        self.deliver(None, Outcome(broadcasts=[broadcast]), publish=False)
+            members = recipients
+        if not members:
+            return
+        loops = self.loops
+        if len(loops) == 1:
+            groups: Dict[IOLoop, List[Session]] = {loops[0]: members}
+        else:
+            groups = {}
+            for session in members:
+                target = session.transport
+                if target is not None:
+                    groups.setdefault(target.loop, []).append(session)
+        here = threading.get_ident()
+        for loop, sessions in groups.items():
+            outcome = Outcome(broadcasts=[Broadcast(room, response, recipients=sessions)])
+            if loop.thread_id == here:
+                self.deliver(None, outcome, publish=False)
+            else:
+                loop.post(functools.partial(self.deliver, None, outcome, False))
 
     def _close_gate(self, session: Session) -> None:
         """A session joins a room (under the room's lock): hold its live messages."""
@@ -528,9 +555,12 @@ class ChatServer:
         def announce() -> None:
             heads = order.take_unannounced()
             events = [{"t": "head", "room": room, "id": last} for room, last in heads.items()]
-            if not cluster.publish_many(events):
+
+            def lost(_: object) -> None:
                 for room, last in heads.items():
                     order.unannounced(room, last)
+
+            cluster.publish_many(events, lost)
 
         self.worker.submit(announce)
         order.catch_up()
