@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -79,6 +80,24 @@ def cpu_seconds(pid: int) -> Tuple[float, float]:
         return 0.0, 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def thread_cpu_seconds(pid: int) -> Dict[int, float]:
+    """utime + stime of each thread of a process, /proc/PID/task/TID/stat."""
+    seconds: Dict[int, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return seconds
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds[int(tid)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return seconds
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -225,6 +244,7 @@ class Cluster:
         self.procs: List[subprocess.Popen[bytes]] = []
         self.logs: List[Any] = []
         self.ports: List[int] = []
+        self.thread_snapshots: List[Dict[Tuple[int, int], float]] = []
         try:
             self._start(directory, redis_binary, extra)
         except BaseException:
@@ -279,13 +299,46 @@ class Cluster:
         return pids
 
     def cpu_times(self) -> Optional[Tuple[float, float]]:
-        """User and system seconds of every server-side process together."""
+        """User and system seconds of every server-side process together. Each call also
+        keeps every thread's CPU seconds (for --per-thread: the last two calls bracket the
+        send phase)."""
         user = system = 0.0
         for pid in self.pids:
             u, s = cpu_seconds(pid)
             user += u
             system += s
+        self.thread_snapshots.append(
+            {
+                (index, tid): cpu
+                for index, pid in enumerate(self.pids)
+                for tid, cpu in thread_cpu_seconds(pid).items()
+            }
+        )
         return user, system
+
+    def thread_names(self) -> Dict[Tuple[int, int], str]:
+        """(process index, thread id) -> the Python thread's name, by `py-spy dump`
+        (Python 3.11 gives its threads no OS names); empty without py-spy."""
+        names: Dict[Tuple[int, int], str] = {}
+        spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+        if not os.path.exists(spy):
+            return names
+        for index, proc in enumerate(self.procs):
+            try:
+                dump = subprocess.run(
+                    [spy, "dump", "--pid", str(proc.pid)],
+                    capture_output=True,
+                    text=True,
+                    timeout=20,
+                ).stdout
+            except (OSError, subprocess.SubprocessError):
+                continue
+            for match in re.finditer(r'Thread (\d+|0x[0-9A-Fa-f]+) \([^)]*\): "([^"]*)"', dump):
+                tid = int(match.group(1), 0)
+                names[(index, tid)] = match.group(2)
+        if self.redis is not None:
+            names[(len(self.procs), self.redis.pid)] = "redis-server"
+        return names
 
     def cpu_each(self) -> List[float]:
         return [sum(cpu_seconds(pid)) for pid in self.pids]
@@ -344,6 +397,8 @@ async def fanout(
 class RunOptions:
     bench: bench.Options
     tree: str = REPO
+    server_args: str = ""
+    per_thread: bool = False
 
 
 def cpu_run(
@@ -352,13 +407,16 @@ def cpu_run(
     options = run_options.bench
     raise_file_limit(workload.clients + 256)
     with tempfile.TemporaryDirectory(prefix="ktnchat-cost-") as directory:
-        cluster = Cluster(setup, directory, redis_binary, run_options.tree)
+        cluster = Cluster(setup, directory, redis_binary, run_options.tree, run_options.server_args)
         try:
             loop = bench.new_event_loop()
+            names: Dict[Tuple[int, int], str] = {}
             try:
                 each_0 = cluster.cpu_each()
                 result = loop.run_until_complete(fanout(workload, cluster, options))
                 each_1 = cluster.cpu_each()
+                if run_options.per_thread:
+                    names = cluster.thread_names()
             except (bench.BenchError, OSError, asyncio.TimeoutError) as exc:
                 result = {"errors": [f"run failed: {type(exc).__name__}: {exc}"]}
                 each_0 = each_1 = []
@@ -368,6 +426,16 @@ def cpu_run(
                 finally:
                     loop.close()
             result["errors"] += cluster.died()
+            if run_options.per_thread and len(cluster.thread_snapshots) >= 2:
+                before, after = cluster.thread_snapshots[-2:]
+                per_thread: Dict[str, float] = {}
+                for key, cpu in after.items():
+                    label = f"worker {key[0]}: " + names.get(key, f"thread {key[1]}")
+                    if key[0] == len(cluster.procs):
+                        label = "redis-server"
+                    spent = cpu - before.get(key, 0.0)
+                    per_thread[label] = per_thread.get(label, 0.0) + spent
+                result["cpu_s_per_thread"] = per_thread
             logs = [cluster.output(i) for i in range(len(cluster.procs))]
         finally:
             cluster.stop()
@@ -394,7 +462,12 @@ def median_min_max(values: Sequence[float]) -> Dict[str, float]:
 
 
 def part_cpu(args: argparse.Namespace, redis_binary: str) -> Dict[str, Any]:
-    options = RunOptions(bench.Options(pin=False, time_limit=args.time_limit), args.server_tree)
+    options = RunOptions(
+        bench.Options(pin=False, time_limit=args.time_limit),
+        args.server_tree,
+        args.server_args,
+        args.per_thread,
+    )
     setups = [SETUPS[name] for name in args.setups.split(",")]
     rows = {}
     for name in args.rows.split(","):
@@ -425,6 +498,11 @@ def part_cpu(args: argparse.Namespace, redis_binary: str) -> Dict[str, Any]:
                         file=sys.stderr,
                         flush=True,
                     )
+                    deliveries = result["deliveries_to_others"]
+                    for label, spent in sorted(result.get("cpu_s_per_thread", {}).items()):
+                        if spent > 0:
+                            per_m = spent / deliveries * 1e6
+                            print(f"    {label}: {per_m:.3f} CPU-s per M", file=sys.stderr)
     summary: Dict[str, Dict[str, Any]] = {}
     for row, by_setup in runs.items():
         summary[row] = {}
@@ -783,6 +861,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="run the servers from the ktnchat package in DIR, e.g. another commit's: "
         "mkdir /tmp/base && git archive HEAD ktnchat | tar -x -C /tmp/base",
+    )
+    parser.add_argument(
+        "--server-args",
+        default="",
+        help='cpu: more options for every server process, e.g. "--worker-threads 1"',
+    )
+    parser.add_argument(
+        "--per-thread",
+        action="store_true",
+        help="cpu: also report each server thread's CPU over the send phase (names by py-spy)",
     )
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON here")
     parser.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown here")

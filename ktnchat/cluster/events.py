@@ -7,6 +7,8 @@
 #   user  - {"to": name key, "r": response}       deliver to that user if local
 #   act   - {"to": name key, "kind": ..., ...}     do something to that user if local
 #   state - {"kind": ..., ...}                     update a cache every worker keeps
+#   batch - {"e": [event, ...]}                    several events for one channel, in order,
+#           each without its own "w" (one PUBLISH instead of many; see link.py)
 # room/head go on the room's channel, user/act on the holder's worker channel, the rest
 # on the control channel (ClusterLink.publish_many).
 # Responses travel as dicts of their fields (never history, which is never broadcast).
@@ -32,7 +34,7 @@ def response_from_wire(data: Dict[str, Any]) -> Response:
     return Response(data["k"], data["c"], data["s"], data["ts"], data.get("x") or {})
 
 
-def dumps(event: Dict[str, Any]) -> str:
+def dumps(event: Any) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -17,7 +17,8 @@
 #   pub/sub keeps nothing for an absent subscriber, the store keeps every message.
 # - Publishing never waits on Redis: publish_many() queues the events and returns; one
 #   publisher thread sends everything queued so far as one pipeline on a connection of its
-#   own (so a burst costs one round trip, not one per message), in the order queued. The
+#   own (so a burst costs one round trip, not one per message), in the order queued;
+#   consecutive events for one channel go as one `batch` event (events.py). The
 #   queue is bounded (PUBLISH_QUEUE_LIMIT events); what cannot be sent (Redis down, queue
 #   full) is counted and reported to the caller's `on_lost`, so the rooms concerned are
 #   announced once Redis is back — the store keeps every message, so nothing is lost to
@@ -416,16 +417,27 @@ class ClusterLink:
     def _send(self, batch: List[Dict[str, Any]]) -> None:
         """One pipeline of PUBLISH commands on the publisher's own connection."""
         holders = self._holders(batch)
-        prefix = self._own_prefix
-        commands = []
+        runs: List[Tuple[str, List[Dict[str, Any]]]] = []  # consecutive events per channel
         for event in batch:
             event["w"] = self.worker
             channel = self._channel_of(event, holders)
-            if channel is not None:
-                body = {k: v for k, v in event.items() if k != "w"}
-                commands.append(("PUBLISH", channel, prefix + events.dumps(body)[1:]))
-        if not commands:
+            if channel is None:
+                continue
+            body = {k: v for k, v in event.items() if k != "w"}
+            if runs and runs[-1][0] == channel:
+                runs[-1][1].append(body)
+            else:
+                runs.append((channel, [body]))
+        if not runs:
             return
+        prefix = self._own_prefix
+        commands = []
+        for channel, bodies in runs:  # a run of several goes as one batch event
+            if len(bodies) == 1:
+                data = prefix + events.dumps(bodies[0])[1:]
+            else:
+                data = prefix + '"t":"batch","e":' + events.dumps(bodies) + "}"
+            commands.append(("PUBLISH", channel, data))
         conn = self._publisher
         if conn is None:
             conn = self._publisher = self.client.connection_pool.make_connection()
@@ -513,11 +525,27 @@ class ClusterLink:
         except ValueError:
             log.warning("cluster: unreadable bus event ignored")
             return
-        if event.get("w") != self.worker and self._handler is not None:
-            try:
-                self._handler(event)
-            except Exception:
-                log.exception("cluster: handling a bus event failed")
+        worker = event.get("w")
+        if worker == self.worker or self._handler is None:
+            return
+        if event.get("t") != "batch":
+            self._handle(event)
+            return
+        items = event.get("e")
+        if not isinstance(items, list):
+            log.warning("cluster: unreadable bus batch ignored")
+            return
+        for item in items:
+            if isinstance(item, dict):
+                item["w"] = worker
+                self._handle(item)
+
+    def _handle(self, event: Dict[str, Any]) -> None:
+        assert self._handler is not None
+        try:
+            self._handler(event)
+        except Exception:
+            log.exception("cluster: handling a bus event failed")
 
 
 def _text(value: Any) -> str:
