@@ -173,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker-threads",
         int,
         _server_defaults.worker_threads,
-        "threads for requests that wait on the store or Redis (0: 1 for one process, "
-        "2 in a cluster, where per-room sequencers keep each room's order)",
+        "threads for requests that wait on the store or Redis (0: 1 for one process "
+        "and on SQLite, 2 in a cluster on MongoDB; in a cluster the per-room sequencers "
+        "keep each room's order)",
     )
     option(
         "--max-connections",

@@ -63,9 +63,14 @@ class ChatServer:
             service.features.append("stream")  # clients may switch pacing off (`stream on`)
         self.loops = [IOLoop(self, index) for index in range(max(1, self.config.io_threads))]
         # Requests that may block (a slow store, Redis) or burn CPU (password hashing) run
-        # here: one thread for one process (one writer keeps each room's order), more in a
-        # cluster (where the room sequencers keep it).
-        threads = self.config.worker_threads or (2 if service.cluster is not None else 1)
+        # here: one thread for one process (one writer keeps each room's order); in a
+        # cluster (where the room sequencers keep it) two on a networked store, whose
+        # round trips they overlap, but one on SQLite, whose writes take turns anyway (a
+        # second thread only waits for the first: +20% CPU per message, cluster_cost.py).
+        threads = self.config.worker_threads
+        if not threads:
+            overlap = service.cluster is not None and service.storage.SCHEME != "sqlite"
+            threads = 2 if overlap else 1
         self.worker = StorageWorker(threads=threads)
         self.order: Optional[RoomOrder] = None  # the room sequencers, in a cluster
         # Cluster joins in progress: session id -> live messages held until the joiner's
