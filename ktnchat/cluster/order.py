@@ -18,6 +18,12 @@
 #   publishes were lost) are repaired from the store on this module's own thread, never on
 #   an I/O thread: messages with id > last, at most `catch_up_limit` (the newest; the
 #   room's local users are told how many they missed and that `history` has them).
+# - A quiet room (nothing released here for QUIET_SECONDS) is also checked against the
+#   store at every sweep: a message whose publish never happened (its worker was killed
+#   just after storing it) leaves no hole until the room's next message, so without this
+#   check it would wait for that message; with it, it arrives within a few seconds. Busy
+#   rooms need no check (their next message shows the hole); one read per quiet room per
+#   sweep.
 # - The first local member of a room waits (on its worker thread, bounded) until the bus
 #   carries the room's channel here, so notices sent after its join reach it.
 # - Lock order: a room's lock, then Presence.lock, then an I/O loop's post lock. The
@@ -42,19 +48,21 @@ CATCH_UP_LIMIT = 1000  # most messages one repair delivers per room
 SWEEP_SECONDS = 2.0  # how often rooms without local members are dropped
 RETRY_SECONDS = 0.5  # after the store failed a repair
 SUBSCRIBE_WAIT = 1.0  # most a first joiner waits for the room's bus channel
+QUIET_SECONDS = 1.0  # a room with no release for this long is checked at each sweep
 
 Emit = Callable[[str, Response], None]  # (room key, response): to the room's local members
 
 
 class _Room:
-    __slots__ = ("catch_up", "lock", "name", "retry_at", "seq")
+    __slots__ = ("catch_up", "lock", "name", "released_at", "retry_at", "seq")
 
-    def __init__(self, name: str, last: int) -> None:
+    def __init__(self, name: str, last: int, now: float) -> None:
         self.name = name
         self.lock = threading.Lock()
         self.seq: RoomSequencer[Response] = RoomSequencer(last)
         self.catch_up = False
         self.retry_at = 0.0
+        self.released_at = now  # when this worker last released one of its messages
 
 
 class RoomOrder:
@@ -131,7 +139,7 @@ class RoomOrder:
         if room is not None:
             return room
         newest = self.storage.recent_messages(room_name, 1)
-        created = _Room(room_name, newest[-1].id if newest else 0)
+        created = _Room(room_name, newest[-1].id if newest else 0, self.clock())
         with self._lock:
             room = self._rooms.setdefault(room_key, created)
             rooms = set(self._rooms)
@@ -155,7 +163,10 @@ class RoomOrder:
         with room.lock:
             if room.seq.dead:
                 return
-            released = room.seq.offer(message_id, prev, response, self.clock())
+            now = self.clock()
+            released = room.seq.offer(message_id, prev, response, now)
+            if released:
+                room.released_at = now
             for _, item in released:
                 self.emit(room_key, item)
             waiting = room.seq.hole_since is not None
@@ -260,7 +271,10 @@ class RoomOrder:
         with room.lock:
             if room.seq.dead:
                 return
-            released = room.seq.repair(items, self.clock())
+            now = self.clock()
+            released = room.seq.repair(items, now)
+            if released:
+                room.released_at = now
             if missed > 0 and stored and released and released[0][0] == stored[0].id:
                 log.warning("cluster: %s: %d message(s) past the catch-up bound", room.name, missed)
                 self.emit(room_key, self.notice(room.name, missed))
@@ -273,8 +287,13 @@ class RoomOrder:
             )
 
     def _sweep(self) -> None:
-        """Drop the sequencers of rooms nobody here is in any more."""
+        """Drop the sequencers of rooms nobody here is in any more; check quiet rooms
+        against the store (see the header)."""
+        now = self.clock()
         with self._lock:
+            for room in self._rooms.values():
+                if now - room.released_at >= QUIET_SECONDS:
+                    room.catch_up = True
             for key, room in list(self._rooms.items()):
                 if self.presence.member_count(key) == 0:
                     with room.lock:

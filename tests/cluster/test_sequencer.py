@@ -198,3 +198,18 @@ def test_rooms_without_local_members_are_dropped_by_the_sweep() -> None:
         assert h.wanted == set()
     finally:
         h.order.stop()
+
+
+def test_a_quiet_room_gets_a_stored_message_that_was_never_published() -> None:
+    # Its worker stored it and was killed before publishing: no later message shows the
+    # hole, so only the sweep's check of quiet rooms against the store brings it.
+    h = Harness()
+    try:
+        h.join("alice")
+        h.store_message("stored, never published")
+        wait_until(lambda: h.texts() == ["stored, never published"], timeout=10)
+        h.store_message("and another, later")
+        wait_until(lambda: len(h.texts()) == 2, timeout=10)
+        assert h.texts() == ["stored, never published", "and another, later"]
+    finally:
+        h.order.stop()
