@@ -3,7 +3,10 @@
 # Rules:
 # - JSON lines always carry the same field names: time (ISO 8601, UTC), level, logger,
 #   event, message, and, when the log call knows them, conn (connection id), user, room,
-#   peer (address:port), by (who did a moderation action), plus the exception text.
+#   peer (address:port), by (who did a moderation action), action and target (what was
+#   done, to whom), worker (in a cluster), plus the exception text.
+# - conn, user and peer always describe one connection: the one the line is about (for a
+#   moderation action, the moderator's; `target` names the user acted on).
 # - Log calls pass the structured fields with `extra=log_fields(...)`; the human format
 #   ignores them (its message already says the same), so both formats read one call.
 # - Nothing here may raise while logging: values that JSON cannot hold become strings.
@@ -14,7 +17,7 @@ import logging
 import time
 from typing import Any, Dict, Optional
 
-FIELDS = ("event", "conn", "user", "room", "peer", "by", "worker")
+FIELDS = ("event", "conn", "user", "room", "peer", "by", "action", "target", "worker")
 HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -25,9 +28,20 @@ def log_fields(
     room: Optional[str] = None,
     peer: Optional[str] = None,
     by: Optional[str] = None,
+    action: Optional[str] = None,
+    target: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The `extra=` of a log call: its stable structured fields (None ones left out)."""
-    values = {"event": event, "conn": conn, "user": user, "room": room, "peer": peer, "by": by}
+    values = {
+        "event": event,
+        "conn": conn,
+        "user": user,
+        "room": room,
+        "peer": peer,
+        "by": by,
+        "action": action,
+        "target": target,
+    }
     return {f"ktn_{key}": value for key, value in values.items() if value is not None}
 
 

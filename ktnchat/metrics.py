@@ -11,6 +11,10 @@
 # - Histograms use fixed buckets (seconds) and keep counts per bucket, as Prometheus does.
 # - prometheus_client is imported only by `exposition()` and `MetricsCollector`, so a
 #   server without metrics runs on the standard library alone.
+# - Connections: every socket admitted is counted by listener (chat, web, metrics); a
+#   chat connection is counted by edition and transport at its first request (before
+#   it, nobody knows which edition it speaks; HTTP fetches and scrapes never send one),
+#   and again by the same labels when it closes. Open = opened - closed, on scrape.
 from __future__ import annotations
 
 import bisect
@@ -41,26 +45,28 @@ MODERATION_KINDS = frozenset(
 
 
 class Histogram:
-    """Counts of observations per bucket (upper bounds), their sum and count."""
+    """Counts of observations per bucket (upper bounds) and their sum; the count of
+    observations is the sum of the buckets (one increment less per observation)."""
 
-    __slots__ = ("bounds", "count", "counts", "total")
+    __slots__ = ("bounds", "counts", "total")
 
     def __init__(self, bounds: Sequence[float] = LATENCY_BUCKETS) -> None:
         self.bounds = tuple(bounds)
         self.counts = [0] * (len(self.bounds) + 1)  # the last: above every bound
         self.total = 0.0
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
     def observe(self, value: float) -> None:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
-        self.count += 1
 
     def merge(self, other: Histogram) -> None:
-        for index, value in enumerate(other.counts):
+        for index, value in enumerate(list(other.counts)):
             self.counts[index] += value
         self.total += other.total
-        self.count += other.count
 
     def cumulative(self) -> List[Tuple[str, float]]:
         """(le, cumulative count) pairs as the exposition format wants them."""
@@ -69,7 +75,7 @@ class Histogram:
         for bound, value in zip(self.bounds, self.counts):
             running += value
             out.append((repr(bound), float(running)))
-        out.append(("+Inf", float(self.count)))
+        out.append(("+Inf", float(running + self.counts[-1])))
         return out
 
 
@@ -78,9 +84,11 @@ class Counters:
     label), written only by the thread that owns this object."""
 
     __slots__ = (
+        "accepted",
         "bus_catch_up_messages",
         "bus_catch_ups",
         "bus_publish",
+        "bus_publish_lost",
         "bytes_out",
         "connections_closed",
         "connections_opened",
@@ -94,11 +102,14 @@ class Counters:
         "moderation",
         "outbox_drops",
         "paced_to_streaming",
+        "refused",
         "requests",
         "storage",
     )
 
     def __init__(self) -> None:
+        self.accepted: Dict[str, int] = {}  # listener ("chat", "web", "metrics") -> sockets
+        self.refused: Dict[str, int] = {}  # reason ("banned", "limit") -> sockets
         self.connections_opened: Dict[Tuple[str, str], int] = {}  # (edition, transport)
         self.connections_closed: Dict[Tuple[str, str], int] = {}
         self.logins = 0
@@ -114,6 +125,7 @@ class Counters:
         self.moderation: Dict[str, int] = {}
         self.storage: Dict[str, Histogram] = {}  # operation -> latency
         self.bus_publish = Histogram()
+        self.bus_publish_lost = 0
         self.bus_catch_ups = 0
         self.bus_catch_up_messages = 0
         self.loop_pass = Histogram()
@@ -129,6 +141,10 @@ class Counters:
     def count_connection(self, edition: str, transport: str, opened: bool) -> None:
         table = self.connections_opened if opened else self.connections_closed
         label = (edition, transport)
+        table[label] = table.get(label, 0) + 1
+
+    def count_socket(self, table: Dict[str, int], label: str) -> None:
+        """One socket accepted (`self.accepted`) or refused (`self.refused`)."""
         table[label] = table.get(label, 0) + 1
 
     def observe_storage(self, operation: str, seconds: float) -> None:
@@ -150,8 +166,16 @@ INT_FIELDS = (
     "flood_mutes",
     "bus_catch_ups",
     "bus_catch_up_messages",
+    "bus_publish_lost",
 )
-LABELLED_FIELDS = ("connections_opened", "connections_closed", "requests", "moderation")
+LABELLED_FIELDS = (
+    "accepted",
+    "refused",
+    "connections_opened",
+    "connections_closed",
+    "requests",
+    "moderation",
+)
 
 
 class Registry:
@@ -246,17 +270,38 @@ class MetricsCollector:
             return family
 
         yield labelled(
+            "ktnchat_sockets_accepted",
+            "Sockets admitted, by listener (chat: TCP, web: HTTP and WebSocket, metrics)",
+            ["listener"],
+            snap.accepted,
+        )
+        yield labelled(
+            "ktnchat_sockets_refused",
+            "Sockets refused at accept: banned address, or a connection limit",
+            ["reason"],
+            snap.refused,
+        )
+        yield labelled(
             "ktnchat_connections_opened",
-            "Connections accepted, by protocol edition and transport",
+            "Chat connections, counted at their first request, by edition and transport",
             ["edition", "transport"],
             snap.connections_opened,
         )
         yield labelled(
             "ktnchat_connections_closed",
-            "Connections closed, by protocol edition and transport",
+            "Chat connections closed, by the edition and transport they were counted with",
             ["edition", "transport"],
             snap.connections_closed,
         )
+        open_now = GaugeMetricFamily(
+            "ktnchat_connections_open",
+            "Chat connections open now (opened - closed), by edition and transport",
+            labels=["worker", "edition", "transport"],
+        )
+        for label, opened in sorted(snap.connections_opened.items()):
+            closed = snap.connections_closed.get(label, 0)
+            open_now.add_metric([worker, *label], float(max(0, opened - closed)))
+        yield open_now
         yield counter("ktnchat_logins", "Successful logins", snap.logins)
         yield counter("ktnchat_logins_failed", "Refused logins", snap.logins_failed)
         yield labelled(
@@ -299,16 +344,24 @@ class MetricsCollector:
             storage.add_metric([worker, operation], one.cumulative(), one.total)
         yield storage
         yield histogram(
-            "ktnchat_bus_publish_seconds", "Cluster bus publish latency", snap.bus_publish
+            "ktnchat_bus_publish_seconds",
+            "Cluster bus publish latency (one pipelined round trip to Redis)",
+            snap.bus_publish,
+        )
+        yield counter(
+            "ktnchat_bus_publish_lost",
+            "Bus events that could not be published (Redis down)",
+            snap.bus_publish_lost,
         )
         yield counter(
             "ktnchat_bus_catch_ups",
-            "Times this worker caught its users up from the store after a bus gap",
+            "Repairs from the store that delivered messages here (a hole in a room's "
+            "order, a bus reconnect, a room newly heard)",
             snap.bus_catch_ups,
         )
         yield counter(
             "ktnchat_bus_catch_up_messages",
-            "Messages delivered by catch-up from the store",
+            "Messages delivered by those repairs",
             snap.bus_catch_up_messages,
         )
         yield histogram(
@@ -322,10 +375,18 @@ class MetricsCollector:
             yield gauge
 
 
-def exposition(collector: MetricsCollector) -> bytes:
-    """The Prometheus text format of one collector's metrics."""
+def exposition(collector: MetricsCollector, *more: Any) -> bytes:
+    """The Prometheus text format of one collector's metrics (and of `more` collectors,
+    e.g. prometheus_client's ProcessCollector)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    for other in more:
+        registry.register(other)
     return generate_latest(registry)
+
+
+# What exposition() returns: the classic text format (prometheus_client's generate_latest,
+# which its own HTTP handler also serves with this type unless asked for another).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

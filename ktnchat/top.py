@@ -20,6 +20,39 @@ MAX_BODY = 4 * 1024 * 1024
 CLEAR = "\x1b[H\x1b[2J"
 Sample = Tuple[str, Tuple[Tuple[str, str], ...]]  # (name, sorted labels)
 
+# What the screen shows, by the names the server exports (ktnchat/metrics.py and
+# ChatServer's gauges; tests/metrics check every name here against a real server).
+GAUGES = (  # (label, name, how several workers' values combine)
+    ("connections open", "ktnchat_connections_open", sum),
+    ("users online", "ktnchat_users_online", sum),
+    ("sockets open", "ktnchat_sockets_open", sum),
+    ("output queued (bytes)", "ktnchat_outbox_bytes", sum),
+    ("slowest reader (bytes)", "ktnchat_outbox_bytes_max", max),
+    ("storage worker queue", "ktnchat_worker_queue", sum),
+)
+COUNTERS = (
+    ("logins", "ktnchat_logins_total"),
+    ("failed logins", "ktnchat_logins_failed_total"),
+    ("requests", "ktnchat_requests_total"),
+    ("messages stored", "ktnchat_messages_stored_total"),
+    ("deliveries", "ktnchat_deliveries_total"),
+    ("bytes out", "ktnchat_bytes_out_total"),
+    ("outbox drops", "ktnchat_outbox_drops_total"),
+    ("paced -> streaming", "ktnchat_paced_to_streaming_total"),
+    ("flood refusals", "ktnchat_flood_refusals_total"),
+    ("flood mutes", "ktnchat_flood_mutes_total"),
+    ("bus catch-up messages", "ktnchat_bus_catch_up_messages_total"),
+)
+HISTOGRAMS = (
+    ("loop pass", "ktnchat_loop_pass_seconds"),
+    ("storage call", "ktnchat_storage_seconds"),
+    ("bus publish", "ktnchat_bus_publish_seconds"),
+)
+BY_LABEL = (
+    ("deliveries by worker", "ktnchat_deliveries_total", "worker"),
+    ("moderation", "ktnchat_moderation_actions_total", "kind"),
+)
+
 
 @dataclass
 class Scrape:
@@ -93,42 +126,24 @@ def render(now: Scrape, before: Optional[Scrape], url: str) -> str:
         return f"{(now.total(name) - before.total(name)) / (now.at - before.at):,.1f}/s"
 
     lines = [f"ktnchat top  {url}  {time.strftime('%H:%M:%S')}", ""]
-    lines.append(f"{'connections open':<28}{now.total('ktnchat_connections_open'):>14,.0f}")
-    lines.append(f"{'users online':<28}{now.total('ktnchat_users_online'):>14,.0f}")
-    rows = [
-        ("logins", "ktnchat_logins_total"),
-        ("failed logins", "ktnchat_logins_failed_total"),
-        ("messages stored", "ktnchat_messages_stored_total"),
-        ("deliveries", "ktnchat_deliveries_total"),
-        ("bytes out", "ktnchat_bytes_out_total"),
-        ("outbox drops", "ktnchat_outbox_drops_total"),
-        ("paced -> streaming", "ktnchat_paced_to_streaming_total"),
-        ("flood refusals", "ktnchat_flood_refusals_total"),
-        ("flood mutes", "ktnchat_flood_mutes_total"),
-        ("bus catch-up messages", "ktnchat_bus_catch_up_messages_total"),
-    ]
+    for label, name, combine in GAUGES:
+        value = float(combine(now.by_label(name, "worker").values() or [0.0]))
+        lines.append(f"{label:<28}{value:>14,.0f}")
     lines.append("")
     lines.append(f"{'':<28}{'total':>14}{'rate':>16}")
-    for label, name in rows:
+    for label, name in COUNTERS:
         lines.append(f"{label:<28}{now.total(name):>14,.0f}{rate(name):>16}")
-    workers = now.by_label("ktnchat_deliveries_total", "worker")
-    if len(workers) > 1:
-        lines.append("")
-        lines.append(
-            "deliveries by worker: "
-            + ", ".join(f"{w}={v:,.0f}" for w, v in sorted(workers.items()))
-        )
-    moderation = now.by_label("ktnchat_moderation_actions_total", "kind")
-    if moderation:
-        lines.append(
-            "moderation: " + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(moderation.items()))
-        )
+    errors = now.total("ktnchat_requests_total", outcome="error")
+    lines.append(f"{'  of which refused':<28}{errors:>14,.0f}")
     lines.append("")
-    for label, name in (
-        ("loop pass", "ktnchat_loop_pass_seconds"),
-        ("storage call", "ktnchat_storage_seconds"),
-        ("bus publish", "ktnchat_bus_publish_seconds"),
-    ):
+    for label, name, key in BY_LABEL:
+        values = now.by_label(name, key)
+        if len(values) > 1 or (key != "worker" and values):
+            lines.append(
+                f"{label}: " + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(values.items()))
+            )
+    lines.append("")
+    for label, name in HISTOGRAMS:
         p50, p99 = quantile(now, name, 0.5), quantile(now, name, 0.99)
         if p50 is not None and p99 is not None:
             lines.append(f"{label:<28}p50 <= {_seconds(p50):>9}   p99 <= {_seconds(p99):>9}")

@@ -41,6 +41,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple
 
 from ktnchat.cluster import events
+from ktnchat.metrics import Registry
 
 log = logging.getLogger("ktnchat.cluster")
 
@@ -125,6 +126,7 @@ class ClusterLink:
         self.on_room_subscribed: Optional[Callable[[str], None]] = None
         self._threads: List[threading.Thread] = []
         self._alive_cache: Tuple[float, Dict[str, bool]] = (0.0, {})
+        self.metrics: Optional[Registry] = None  # publish latency and losses, metrics on
         self._own_prefix = events.dumps({"w": self.worker})[:-1] + ","
         self._own_marker = self._own_prefix.encode("utf-8")
         self._outgoing: Deque[Tuple[List[Dict[str, Any]], Optional[OnLost]]] = deque()
@@ -377,6 +379,8 @@ class ClusterLink:
     def _lost(self, batch: List[Dict[str, Any]], on_lost: Optional[OnLost]) -> None:
         with self._lock:
             self._lost_publishes += len(batch)
+        if self.metrics is not None:
+            self.metrics.counters().bus_publish_lost += len(batch)
         if on_lost is not None:
             try:
                 on_lost(batch)
@@ -399,9 +403,12 @@ class ClusterLink:
                     count += len(entry[0])
                 self._outgoing_count -= count
                 self._publishing = True
+            start = time.perf_counter()
             try:
                 events_taken = [e for batch, _ in taken for e in batch]
                 self.call(functools.partial(self._send, events_taken))
+                if self.metrics is not None:
+                    self.metrics.counters().bus_publish.observe(time.perf_counter() - start)
             except ClusterUnavailable:
                 for batch, on_lost in taken:
                     self._lost(batch, on_lost)

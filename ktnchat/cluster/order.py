@@ -36,6 +36,7 @@ import time
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from ktnchat.cluster.sequencer import RoomSequencer
+from ktnchat.metrics import Registry
 from ktnchat.protocol import Response
 from ktnchat.service.presence import Presence
 from ktnchat.service.session import Session
@@ -100,6 +101,7 @@ class RoomOrder:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ktnchat-order", daemon=True)
         self.repairs = 0  # how many repairs delivered something (for tests and logs)
+        self.metrics: Optional[Registry] = None  # counts repairs when metrics are on
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -282,6 +284,10 @@ class RoomOrder:
                 self.emit(room_key, item)
         if released:
             self.repairs += 1
+            if self.metrics is not None:
+                counts = self.metrics.counters()
+                counts.bus_catch_ups += 1
+                counts.bus_catch_up_messages += len(released)
             log.info(
                 "cluster: %s: %d message(s) delivered from the store", room.name, len(released)
             )

@@ -32,6 +32,12 @@ class ServerConfig:
     # from ("https://chat.example.org", for a reverse proxy in front).
     web_port: Optional[int] = None
     web_origins: Tuple[str, ...] = ()
+    # Operational counters (ktnchat/metrics.py), read by GET /metrics on the web listener,
+    # or only on `metrics_port` when it is set (its own HTTP listener, in the same I/O
+    # loops; 0: any free port). `worker` labels this process's series (its cluster index).
+    metrics: bool = True
+    metrics_port: Optional[int] = None
+    worker: str = "0"
     max_connections: int = 10_000  # more are refused with an error and closed
     max_connections_per_address: int = 100  # per client IP (a class behind one NAT fits)
     # Loopback is exempt by default: local tools and a proxy in front (nginx stream,

@@ -14,6 +14,9 @@
 # - Imports go one way (server -> ioloop -> connection): a connection sees its loop and
 #   its server only through the two small Protocols below, which IOLoop and ChatServer
 #   satisfy.
+# - Counting (metrics on) goes to the loop's `counts`: a chat connection is counted by
+#   edition and transport at its first request (`edition_label`), bytes once per flush,
+#   and the rare events (an outbox drop, a paced client streaming) where they happen.
 from __future__ import annotations
 
 import logging
@@ -21,6 +24,8 @@ import selectors
 import socket
 from typing import Callable, List, Optional, Protocol, Sequence, Set
 
+from ktnchat.logs import log_fields
+from ktnchat.metrics import Counters
 from ktnchat.protocol import Rejected, Request, RequestDecoder, Response
 from ktnchat.protocol.edition2014 import Edition2014Writer
 from ktnchat.server.config import ServerConfig
@@ -41,6 +46,7 @@ class LoopRole(Protocol):
 
     dirty: Set[Connection]
     thread_id: Optional[int]
+    counts: Optional[Counters]
 
     def post(self, work: Callable[[], None]) -> None: ...
 
@@ -75,6 +81,7 @@ class Connection:
         "closing_since",
         "decoder",
         "edition2014",
+        "edition_label",
         "framing",
         "last_request",
         "loop",
@@ -111,6 +118,7 @@ class Connection:
         self.mask = READ
         self.busy = False  # a request of ours is on the storage worker
         self.edition2014: Optional[Edition2014Writer] = None  # set if it speaks 2014
+        self.edition_label = ""  # "2017" or "2014" once counted, at its first request
         # True while the bytes on the wire are our 2017 objects as encoded: the fan-out
         # hot path appends them to the outbox as they are. False for 2014-edition clients
         # and for WebSocket connections, whose objects are framed by `framing`.
@@ -174,11 +182,21 @@ class Connection:
             if event is None:
                 break
             if isinstance(event, Rejected):
-                log.info("%s: bad request: %s", self.peer, event.message)
+                log.info(
+                    "%s: bad request: %s",
+                    self.peer,
+                    event.message,
+                    extra=log_fields("bad_request", conn=self.session.id, peer=self.peer),
+                )
                 self.send(server.encode_reply(self, server.service.error(event.message)))
                 if event.fatal:
                     self.close_after_flush(now, event.message)
                 continue
+            if not self.edition_label:
+                self.edition_label = "2014" if event.edition == 2014 else "2017"
+                counts = self.loop.counts
+                if counts is not None:
+                    counts.count_connection(self.edition_label, self.transport, opened=True)
             if event.edition == 2014 and self.edition2014 is None:
                 self.edition2014 = Edition2014Writer(server.config.backlog_encoding)
                 self.plain = False
@@ -221,7 +239,16 @@ class Connection:
                     "%s: over %d objects waiting; streaming until they are written",
                     self.peer,
                     outbox.backlog_limit,
+                    extra=log_fields(
+                        "paced_to_streaming",
+                        conn=self.session.id,
+                        user=self.session.username,
+                        peer=self.peer,
+                    ),
                 )
+                counts = self.loop.counts
+                if counts is not None:
+                    counts.paced_to_streaming += 1
         if outbox.queued_bytes > self.server.config.max_outbox_bytes:
             log.warning(
                 "%s (%s): dropped: %d bytes of output unread (limit %d)",
@@ -229,7 +256,16 @@ class Connection:
                 self.session.username or "not logged in",
                 outbox.queued_bytes,
                 self.server.config.max_outbox_bytes,
+                extra=log_fields(
+                    "outbox_drop",
+                    conn=self.session.id,
+                    user=self.session.username,
+                    peer=self.peer,
+                ),
             )
+            counts = self.loop.counts
+            if counts is not None:
+                counts.outbox_drops += 1
             self.loop.close_later(self, "too slow: output queue overflowed")
             return
         self.loop.dirty.add(self)
@@ -241,6 +277,7 @@ class Connection:
         outbox = self.outbox
         sock = self.sock
         blocked = False
+        written = 0
         while True:
             chunk = outbox.chunk(now)
             if chunk is None:
@@ -251,13 +288,19 @@ class Connection:
                 blocked = True
                 break
             except OSError as exc:
+                self._count_written(written)
                 self.loop.close(self, f"connection error: {exc.strerror or exc}")
                 return
+            written += sent
             if not outbox.written(sent, now):
                 blocked = True
                 break
             if outbox.paced:
                 break
+        if written:
+            counts = self.loop.counts
+            if counts is not None:
+                counts.bytes_out += written
         if self.closing_since is not None and outbox.empty:
             self.loop.close(self, "closed after error")
             return
@@ -265,6 +308,11 @@ class Connection:
         if due is not None and due > now:
             self.loop.wake_at(due, self)
         self.update_interest(blocked)
+
+    def _count_written(self, written: int) -> None:
+        counts = self.loop.counts
+        if counts is not None:
+            counts.bytes_out += written
 
     def update_interest(self, want_write: bool) -> None:
         limit = self.server.config.read_pause_bytes
@@ -297,5 +345,12 @@ class Connection:
         """Stop reading; close once the queued replies are written (or after a linger)."""
         if self.closing_since is None:
             self.closing_since = now
-            log.info("%s: closing: %s", self.peer, reason)
+            log.info(
+                "%s: closing: %s",
+                self.peer,
+                reason,
+                extra=log_fields(
+                    "closing", conn=self.session.id, user=self.session.username, peer=self.peer
+                ),
+            )
             self.loop.dirty.add(self)

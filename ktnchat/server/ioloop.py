@@ -10,6 +10,8 @@
 # - Housekeeping (timeouts, lingering closes) runs once a second, O(connections).
 # - A loop sees its server only through LoopHost (below), which ChatServer satisfies:
 #   imports go one way, server -> ioloop -> connection.
+# - With metrics on, the loop's thread owns `counts` (ktnchat/metrics.py): plain integers
+#   its connections and its passes add to, read by a scrape. None with metrics off.
 from __future__ import annotations
 
 import heapq
@@ -21,6 +23,8 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Protocol, Set, Tuple
 
+from ktnchat.logs import log_fields
+from ktnchat.metrics import Counters, Registry
 from ktnchat.server.connection import READ, Connection, ServerRole
 
 log = logging.getLogger("ktnchat.server")
@@ -32,6 +36,8 @@ ConnectionFactory = Callable[[socket.socket, str, "IOLoop", "LoopHost", float, s
 
 class LoopHost(ServerRole, Protocol):
     """What a loop uses of the server, besides what its connections use."""
+
+    metrics: Optional[Registry]
 
     def connection_closed(self, conn: Connection, reason: str) -> None: ...
 
@@ -61,6 +67,11 @@ class IOLoop:
         self._next_housekeeping = 0.0
         self.thread = threading.Thread(target=self._run, name=f"ktnchat-io-{index}", daemon=True)
         self.thread_id: Optional[int] = None
+        self.counts: Optional[Counters] = None  # this thread's, set when it starts
+        # Unwritten output of this loop's connections, found by housekeeping (each second):
+        # the total and the most one connection has (the slowest reader), in bytes.
+        self.backlog_bytes = 0
+        self.backlog_most = 0
 
     # -- thread-safe entry points ---------------------------------------------------------
 
@@ -106,7 +117,11 @@ class IOLoop:
             self.close(conn, "registration failed")
             return
         log.debug(
-            "%s: connected (loop %d, %d connections)", peer, self.index, len(self.connections)
+            "%s: connected (loop %d, %d connections)",
+            peer,
+            self.index,
+            len(self.connections),
+            extra=log_fields("connect", conn=conn.session.id, peer=peer),
         )
 
     def set_interest(self, conn: Connection, old: int, new: int) -> None:
@@ -140,13 +155,26 @@ class IOLoop:
             conn.sock.close()
         except OSError:
             pass
-        log.debug("%s: disconnected: %s", conn.peer, reason)
+        counts = self.counts
+        if counts is not None and conn.edition_label:
+            counts.count_connection(conn.edition_label, conn.transport, opened=False)
+        log.debug(
+            "%s: disconnected: %s",
+            conn.peer,
+            reason,
+            extra=log_fields(
+                "disconnect", conn=conn.session.id, user=conn.session.username, peer=conn.peer
+            ),
+        )
         self.server.connection_closed(conn, reason)
 
     # -- the loop --------------------------------------------------------------------------
 
     def _run(self) -> None:
         self.thread_id = threading.get_ident()
+        metrics = self.server.metrics
+        if metrics is not None:
+            self.counts = metrics.counters()
         try:
             while not self._stopping:
                 self._pass()
@@ -187,6 +215,9 @@ class IOLoop:
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_SECONDS
             self._housekeeping(now)
+        counts = self.counts
+        if counts is not None:
+            counts.loop_pass.observe(time.monotonic() - now)
 
     def _flush(self, now: float) -> None:
         for _ in range(100):  # a close can add output elsewhere; settle, bounded
@@ -216,7 +247,12 @@ class IOLoop:
 
     def _housekeeping(self, now: float) -> None:
         config = self.server.config
+        total = most = 0
         for conn in list(self.connections):
+            queued = conn.outbox.queued_bytes
+            total += queued
+            if queued > most:
+                most = queued
             if conn.closing_since is not None:
                 if now - conn.closing_since > config.close_linger:
                     self.close(conn, "closed after error (reply not read)")
@@ -258,6 +294,7 @@ class IOLoop:
                     )
                 )
                 conn.close_after_flush(now, "idle timeout")
+        self.backlog_bytes, self.backlog_most = total, most
 
     def _close_all(self) -> None:
         """On stop: tell every client, flush what the kernel takes at once, close."""

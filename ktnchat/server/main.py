@@ -1,5 +1,8 @@
 # `ktnchat server`: parse options (each also an environment variable), build storage,
 # service and server, run until SIGINT/SIGTERM, then shut down cleanly (no traceback).
+# In a cluster (--workers N) this runs once as the supervisor, then once per worker with
+# KTNCHAT_WORKER_INDEX set: a worker labels its metrics and JSON log lines with its index
+# and serves /metrics on --metrics-port + index (each worker on a port of its own).
 from __future__ import annotations
 
 import argparse
@@ -13,6 +16,7 @@ from typing import Any, Callable, List, Optional
 from urllib.parse import urlsplit
 
 from ktnchat.cluster.link import ClusterUnavailable
+from ktnchat.logs import configure as configure_logging
 from ktnchat.oslimits import raise_file_limit
 from ktnchat.protocol import HistoryDelivery, HistoryEncoding
 from ktnchat.protocol.edition2014 import BacklogEncoding
@@ -79,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
         None,
         "also serve browsers: the web client, /ws (WebSocket) and /healthz on this port "
         "(0 picks a free one; off by default)",
+    )
+    option(
+        "--metrics",
+        _flag,
+        True,
+        "count what the server does (connections, requests, deliveries, latencies) for "
+        "GET /metrics (Prometheus) and `ktnchat top`",
+        metavar="on|off",
+    )
+    option(
+        "--metrics-port",
+        _optional_port,
+        None,
+        "serve /metrics (and /healthz) on this port of its own instead of on --web-port, "
+        "e.g. one the internet cannot reach; worker i of --workers N uses this port + i "
+        "(0 picks free ones; off by default: /metrics is then on --web-port, if that is on)",
     )
     option(
         "--web-origin",
@@ -307,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
         "DEBUG, INFO, WARNING or ERROR",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
     )
+    option(
+        "--log-format",
+        str.lower,
+        "human",
+        "human (one readable line per event) or json (one JSON object per line, stable "
+        "field names: time, level, event, conn, user, room, peer, by, ...; for Loki or ELK)",
+        choices=["human", "json"],
+    )
     return parser
 
 
@@ -341,6 +369,9 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         reuse_port=bool(args.reuse_port),
         web_port=args.web_port,
         web_origins=tuple(o.strip() for o in args.web_origin.split(",") if o.strip()),
+        metrics=bool(args.metrics),
+        metrics_port=_worker_port(args.metrics_port, worker_index()),
+        worker=worker_index() or "0",
         login_timeout=args.login_timeout,
         idle_timeout=args.idle_timeout,
         heap_trim_interval=max(0.0, args.heap_trim_interval),
@@ -365,6 +396,19 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ServerConfig, ServiceCo
         ),
     )
     return server, service
+
+
+def worker_index() -> Optional[str]:
+    """This process's index in a cluster (set by the supervisor), or None."""
+    index = os.environ.get(ENV_PREFIX + "WORKER_INDEX", "").strip()
+    return index if index.isdigit() else None
+
+
+def _worker_port(port: Optional[int], index: Optional[str]) -> Optional[int]:
+    """Worker i of a cluster listens on port + i (a free port each if port is 0)."""
+    if port is None or port == 0 or index is None:
+        return port
+    return port + int(index)
 
 
 def read_admin_secret(path: str) -> Optional[str]:
@@ -424,16 +468,28 @@ def cluster_refusal(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
+def metrics_refusal(args: argparse.Namespace, config: ServerConfig) -> Optional[str]:
+    """Why these metrics options cannot work, or None."""
+    if args.metrics_port is None:
+        return None
+    if not args.metrics:
+        return "--metrics-port needs --metrics on"
+    if config.metrics_port is not None and config.metrics_port > 65535:
+        return f"--metrics-port {args.metrics_port} + worker index is not a port"
+    try:
+        import h11  # noqa: F401 - the metrics listener is the web endpoint's HTTP
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        return "--metrics-port needs h11 and prometheus_client: pip install 'ktnchat[web,metrics]'"
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(raw)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level, args.log_format, worker=worker_index())
     server_config, service_config = configs_from_args(args)
-    refusal = cluster_refusal(args)
+    refusal = cluster_refusal(args) or metrics_refusal(args, server_config)
     if refusal is not None:
         print(f"ktnchat server: {refusal}", file=sys.stderr)
         return 2

@@ -13,6 +13,12 @@
 #   Everything else of an Outcome is published, then delivered by the origin's loop.
 #   Without a cluster none of this runs: deliver() is the whole path.
 # - shutdown() is idempotent and safe from any thread except the loops themselves.
+# - Metrics (config.metrics): each thread counts in its own plain integers
+#   (ktnchat/metrics.py; a store that can block is wrapped to time its calls; deliveries
+#   are counted once per broadcast, off the per-recipient path); GET /metrics on the web
+#   listener, or (config.metrics_port set) on the metrics listener only (the same HTTP
+#   endpoint without the chat's pages and /ws, e.g. on a port the internet cannot reach),
+#   sums them, on the loop that serves the request.
 from __future__ import annotations
 
 import functools
@@ -21,9 +27,11 @@ import logging
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ktnchat.cluster.events import response_from_wire, response_to_wire
+from ktnchat.logs import log_fields
+from ktnchat.metrics import CONTENT_TYPE, MetricsCollector, Registry, exposition
 from ktnchat.protocol import (
     HISTORY,
     HistoryDelivery,
@@ -61,6 +69,14 @@ class ChatServer:
         self.config = config or ServerConfig()
         if "stream" not in service.features:
             service.features.append("stream")  # clients may switch pacing off (`stream on`)
+        self.metrics: Optional[Registry] = Registry() if self.config.metrics else None
+        if self.metrics is not None:
+            service.metrics = self.metrics
+            if not service.storage.INLINE_SAFE:  # a store that can block: time its calls
+                from ktnchat.storage.timed import TimedStorage
+
+                service.storage = TimedStorage(service.storage, self.metrics)
+        self._scrape: Optional[Callable[[], bytes]] = None  # built on the first scrape
         self.loops = [IOLoop(self, index) for index in range(max(1, self.config.io_threads))]
         # Requests that may block (a slow store, Redis) or burn CPU (password hashing) run
         # here: one thread for one process (one writer keeps each room's order); in a
@@ -80,6 +96,8 @@ class ChatServer:
         self._listener: Optional[socket.socket] = None
         self._web_listener: Optional[socket.socket] = None
         self._make_web: Optional[ConnectionFactory] = None
+        self._metrics_listener: Optional[socket.socket] = None
+        self._make_metrics: Optional[ConnectionFactory] = None
         self._next_loop = 0
         self._connection_count = 0
         self._per_address: Dict[str, int] = {}
@@ -111,6 +129,8 @@ class ChatServer:
         first.selector.register(listener, 1, self._accept)
         if config.web_port is not None:
             self._start_web(family)
+        if config.metrics_port is not None and self.metrics is not None:
+            self._start_metrics(family)
         self.worker.start()
         cluster = self.service.cluster
         if cluster is not None:
@@ -128,6 +148,7 @@ class ChatServer:
                 self._close_gate,
             )
             self.order = order
+            order.metrics = cluster.metrics = self.metrics
             service.room_entry = order.enter
             cluster.on_room_subscribed = order.catch_up
             cluster.on_recovered = self._cluster_recovered
@@ -143,6 +164,7 @@ class ChatServer:
             port,
             len(self.loops),
             "" if len(self.loops) == 1 else "s",
+            extra=log_fields("listening"),
         )
         return host, port
 
@@ -158,6 +180,10 @@ class ChatServer:
             origins=frozenset(config.web_origins),
             max_message_bytes=config.max_frame_bytes,
             health=self._health,
+            # /metrics here unless a metrics listener of its own keeps it off this one
+            metrics=self.metrics_page
+            if self.metrics is not None and config.metrics_port is None
+            else None,
         )
 
         def make(
@@ -181,7 +207,87 @@ class ChatServer:
         self._web_listener = listener
         self.loops[0].selector.register(listener, 1, self._accept_web)
         host, port = listener.getsockname()[:2]
-        log.info("ktnchat web client on http://%s:%d/", host, port)
+        log.info(
+            "ktnchat web client on http://%s:%d/", host, port, extra=log_fields("web_listening")
+        )
+
+    def _start_metrics(self, family: socket.AddressFamily) -> None:
+        """The metrics listener: the web endpoint serving /metrics and /healthz only, in
+        loop 0 beside the others. Never SO_REUSEPORT: each worker of a cluster has its own
+        port, so a scraper reaches every one."""
+        from ktnchat.server.webconnection import WebConnection
+        from ktnchat.web.endpoint import WebSettings
+
+        settings = WebSettings(health=self._health, metrics=self.metrics_page, chat=False)
+
+        def make(
+            sock: socket.socket,
+            peer: str,
+            loop: IOLoop,
+            server: Any,
+            now: float,
+            host: str,
+        ) -> Connection:
+            return WebConnection(sock, peer, loop, server, now, host, settings)
+
+        self._make_metrics = make
+        listener = socket.create_server(
+            (self.config.host, self.config.metrics_port or 0),
+            family=family,
+            backlog=self.config.listen_backlog,
+        )
+        listener.setblocking(False)
+        self._metrics_listener = listener
+        self.loops[0].selector.register(listener, 1, self._accept_metrics)
+        host, port = listener.getsockname()[:2]
+        log.info(
+            "ktnchat metrics on http://%s:%d/metrics (worker %s)",
+            host,
+            port,
+            self.config.worker,
+            extra=log_fields("metrics_listening"),
+        )
+
+    def metrics_page(self) -> Tuple[int, bytes, str]:
+        """GET /metrics: this process's counters in the Prometheus text format (on the
+        loop serving the request; a few milliseconds)."""
+        scrape = self._scrape
+        if scrape is None:
+            try:
+                from prometheus_client import ProcessCollector
+            except ImportError:
+                return (
+                    503,
+                    b"metrics need prometheus_client: pip install 'ktnchat[metrics]'\n",
+                    "text/plain",
+                )
+            assert self.metrics is not None
+            collector = MetricsCollector(self.metrics, self.config.worker, self._gauges())
+            process = ProcessCollector(registry=None)
+            scrape = self._scrape = functools.partial(exposition, collector, process)
+        return 200, scrape(), CONTENT_TYPE
+
+    def _gauges(self) -> Dict[str, Tuple[str, Callable[[], float]]]:
+        loops = self.loops
+        return {
+            "ktnchat_users_online": ("Users logged in to this process", self.user_count),
+            "ktnchat_sockets_open": (
+                "Sockets admitted and not yet closed (chat, web and metrics listeners)",
+                self.connection_count,
+            ),
+            "ktnchat_outbox_bytes": (
+                "Output queued and not yet written, all connections (updated each second)",
+                lambda: sum(loop.backlog_bytes for loop in loops),
+            ),
+            "ktnchat_outbox_bytes_max": (
+                "The most output one connection has queued: the slowest reader (each second)",
+                lambda: max(loop.backlog_most for loop in loops),
+            ),
+            "ktnchat_worker_queue": (
+                "Jobs waiting for the storage worker threads",
+                self.worker.backlog,
+            ),
+        }
 
     def _health(self) -> Tuple[int, bytes]:
         if self._stopping or self.crashed:
@@ -192,6 +298,12 @@ class ChatServer:
     def web_address(self) -> Tuple[str, int]:
         assert self._web_listener is not None, "web listener not started"
         host, port = self._web_listener.getsockname()[:2]
+        return host, port
+
+    @property
+    def metrics_address(self) -> Tuple[str, int]:
+        assert self._metrics_listener is not None, "metrics listener not started"
+        host, port = self._metrics_listener.getsockname()[:2]
         return host, port
 
     @property
@@ -221,9 +333,11 @@ class ChatServer:
             self._listener.close()
         if self._web_listener is not None:
             self._web_listener.close()
+        if self._metrics_listener is not None:
+            self._metrics_listener.close()
         self.service.storage.close()
         self._stopped.set()
-        log.info("ktnchat stopped")
+        log.info("ktnchat stopped", extra=log_fields("stopped"))
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until shutdown() finished; True if it did."""
@@ -272,9 +386,16 @@ class ChatServer:
 
     def _accept_web(self, now: float) -> None:
         assert self._web_listener is not None
-        self._accept_from(self._web_listener, self._make_web)
+        self._accept_from(self._web_listener, self._make_web, "web")
 
-    def _accept_from(self, listener: socket.socket, make: Optional[ConnectionFactory]) -> None:
+    def _accept_metrics(self, now: float) -> None:
+        assert self._metrics_listener is not None
+        self._accept_from(self._metrics_listener, self._make_metrics, "metrics")
+
+    def _accept_from(
+        self, listener: socket.socket, make: Optional[ConnectionFactory], kind: str = "chat"
+    ) -> None:
+        counts = self.loops[0].counts  # accepting runs on loop 0
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, address = listener.accept()
@@ -288,7 +409,11 @@ class ChatServer:
             service = self.service
             ban = service.bans.server_ban(None, host, service.clock())
             if ban is not None:
-                log.info("%s: refused: address banned", peer)
+                log.info(
+                    "%s: refused: address banned", peer, extra=log_fields("refused", peer=peer)
+                )
+                if counts is not None:
+                    counts.count_socket(counts.refused, "banned")
                 reason = f": {ban.reason}" if ban.reason else ""
                 _refuse(
                     sock, self.encode(service.error(f"You are banned from this server{reason}"))
@@ -296,9 +421,15 @@ class ChatServer:
                 continue
             refusal = self._admit(host)
             if refusal is not None:
-                log.warning("%s: refused: %s", peer, refusal)
+                log.warning(
+                    "%s: refused: %s", peer, refusal, extra=log_fields("refused", peer=peer)
+                )
+                if counts is not None:
+                    counts.count_socket(counts.refused, "limit")
                 _refuse(sock, self.encode(service.error(refusal)))
                 continue
+            if counts is not None:
+                counts.count_socket(counts.accepted, kind)
             _tune(sock, self.config.send_buffer_bytes)
             loop = self.loops[self._next_loop]
             self._next_loop = (self._next_loop + 1) % len(self.loops)
@@ -365,6 +496,8 @@ class ChatServer:
             return
         here = threading.get_ident()
         limit = self.config.max_outbox_bytes
+        metrics = self.metrics
+        counts = metrics.counters() if metrics is not None and outcome.broadcasts else None
         for broadcast in outcome.broadcasts:
             if broadcast.response.kind == HISTORY:
                 # Told to one session (say, a user kicked to the lobby): encoded for
@@ -380,11 +513,14 @@ class ChatServer:
             if recipients is None:
                 recipients = self.service.presence.members(broadcast.room)
             exclude = broadcast.exclude
+            skipped = 0  # counted off the fast path: deliveries = recipients - skipped
             for session in recipients:
                 if session is exclude:
+                    skipped += 1
                     continue
                 target = session.transport
                 if target is None or target.closed:
+                    skipped += 1
                     continue
                 if single is not None and target.plain and target.loop.thread_id == here:
                     outbox = target.outbox
@@ -408,6 +544,8 @@ class ChatServer:
                     target.send(payload)
                 else:
                     target.loop.post(functools.partial(target.send, payload))
+            if counts is not None:
+                counts.deliveries += len(recipients) - skipped
         cluster = self.service.cluster
         if cluster is not None and publish:
             self._publish(cluster, outcome)
@@ -424,14 +562,18 @@ class ChatServer:
         if recipients is None:
             recipients = self.service.presence.members(broadcast.room)
         here = threading.get_ident()
+        told = 0
         for session in recipients:
             target = session.transport
             if target is None or target.closed or session is broadcast.exclude:
                 continue
+            told += 1
             if target.loop.thread_id == here:
                 self._send_reply(target, broadcast.response)
             else:
                 target.loop.post(functools.partial(self._send_reply, target, broadcast.response))
+        if told and self.metrics is not None:
+            self.metrics.counters().deliveries += told
 
     # -- the cluster --------------------------------------------------------------------------
 
@@ -541,6 +683,8 @@ class ChatServer:
         """On conn's loop, once its history is queued: the held live messages follow."""
         with self._gate_lock:
             held = self._gates.pop(conn.session.id, None)
+        if held and self.metrics is not None:
+            self.metrics.counters().deliveries += len(held)
         for response in held or ():
             if conn.edition2014 is not None:
                 conn.send(self.encode_broadcast_2014(response))

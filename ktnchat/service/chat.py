@@ -9,6 +9,7 @@ import re
 from typing import Any, Optional, Tuple
 
 from ktnchat import __version__
+from ktnchat.logs import log_fields
 from ktnchat.protocol import MESSAGE, Request, Response
 from ktnchat.protocol.codec import stream_choice
 from ktnchat.service.commands import allowed_words, help_lines
@@ -62,7 +63,14 @@ class ChatCommands(ServiceCore):
         if ban is None:
             ban = self.bans.name_ban(key(self.config.default_room), username, now)
         if ban is not None:
-            log.info("%s: refused login as %s: banned", session.peer, username)
+            log.info(
+                "%s: refused login as %s: banned",
+                session.peer,
+                username,
+                extra=log_fields(
+                    "login_refused", conn=session.id, user=username, peer=session.peer
+                ),
+            )
             raise ChatError(f"You are banned from this server{_reason(ban.reason)}")
         account = self.stored("login failed; try again", lambda: self.storage.get_account(username))
         if account is not None:
@@ -74,7 +82,14 @@ class ChatCommands(ServiceCore):
                 raise ChatError("Too many failed attempts; wait a minute and try again")
             if not verify_password(password, account.password_hash):
                 self.attempts.record_failure(session.host, now)
-                log.warning("%s: wrong password for %s", session.peer, username)
+                log.warning(
+                    "%s: wrong password for %s",
+                    session.peer,
+                    username,
+                    extra=log_fields(
+                        "login_failed", conn=session.id, user=username, peer=session.peer
+                    ),
+                )
                 raise ChatError(f"Wrong password for {username}")
             username = account.name
         elif password is not None:
@@ -92,6 +107,13 @@ class ChatCommands(ServiceCore):
             session.peer,
             username,
             " (registered)" if account is not None else "",
+            extra=log_fields(
+                "login",
+                conn=session.id,
+                user=username,
+                room=self.config.default_room,
+                peer=session.peer,
+            ),
         )
         outcome = Outcome().reply(
             self.info(
@@ -132,7 +154,13 @@ class ChatCommands(ServiceCore):
         self.leave_room(session, what, outcome)
         self.release_name(session)
         session.authenticated = session.admin = False
-        log.info("%s (%s) %s", name, session.peer, what)
+        log.info(
+            "%s (%s) %s",
+            name,
+            session.peer,
+            what,
+            extra=log_fields("logout", conn=session.id, user=name, peer=session.peer),
+        )
 
     # -- messages -------------------------------------------------------------------------
 
@@ -155,12 +183,19 @@ class ChatCommands(ServiceCore):
         assert session.username is not None
         until = self.flood_mutes.get(key(session.username), 0.0)
         if until > now:
+            if self.metrics is not None:
+                self.metrics.counters().flood_refusals += 1
             raise ChatError(f"You are muted for flooding for {until - now:.0f} more seconds")
         if session.flood is None:
             return
         verdict = session.flood.check_message(now)
         if verdict.allowed:
             return
+        if self.metrics is not None:
+            counts = self.metrics.counters()
+            counts.flood_refusals += 1
+            if verdict.mute_started:
+                counts.flood_mutes += 1
         text = (
             f"Slow down: too many messages; try again in {max(verdict.retry_after, 0.1):.1f} s"
             " (message not sent)"
@@ -182,7 +217,19 @@ class ChatCommands(ServiceCore):
                     "room": room.key,
                 }
             )
-        log.warning("%s (%s) muted for flooding", session.username, session.peer)
+        log.warning(
+            "%s (%s) muted for flooding",
+            session.username,
+            session.peer,
+            extra=log_fields(
+                "flood_mute",
+                conn=session.id,
+                user=session.username,
+                room=room.name,
+                peer=session.peer,
+                by="flood control",
+            ),
+        )
         notice = self.flood_notice(room, session.username, session)
         raise FloodRefused(
             f"You are muted for {self.config.flood.mute_seconds:g} s for flooding; "

@@ -11,6 +11,10 @@
 # - Privileges never rest on a bare name: owner and moderator rights count only for a
 #   session that logged in with its account's password (`authenticated`); admin rights
 #   only for a session that proved the admin secret.
+# - Counting (`metrics`, set by the front-end when metrics are on) goes to the calling
+#   thread's plain integers; labels come from fixed sets (command words, moderation kinds).
+#   Log calls pass their structured fields (ktnchat/logs.py); a moderation action's line
+#   always names who did it.
 from __future__ import annotations
 
 import logging
@@ -18,6 +22,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
+from ktnchat.logs import log_fields
+from ktnchat.metrics import MODERATION_KINDS, Registry
 from ktnchat.protocol import ERROR, HISTORY, INFO, MESSAGE, Response
 from ktnchat.service.commands import ADMIN, MODERATOR, OWNER, USER
 from ktnchat.service.config import ServiceConfig
@@ -63,6 +69,8 @@ class ServiceCore:
         self.bans = BanCache(storage.list_bans())  # may raise StorageError at start-up
         # The cluster link (several worker processes) or None for one process.
         self.cluster: Optional[ClusterLink] = None
+        # Where handlers count (requests, logins, flood, moderation); None: metrics off.
+        self.metrics: Optional[Registry] = None
         # In a cluster, joins go through the room's sequencer (ktnchat/cluster/order.py):
         # (session, room key, room name) -> (members before the joiner, its history floor).
         self.room_entry: Optional[RoomEntry] = None
@@ -399,8 +407,25 @@ class ServiceCore:
     def audit(self, actor: Session, action: str, target: str, room: str, detail: str) -> None:
         """Log and store a moderator action (the store failing does not undo it)."""
         log.info(
-            "moderation: %s %s %s in %s %s", actor.username, action, target, room or "-", detail
+            "moderation: %s %s %s in %s %s",
+            actor.username,
+            action,
+            target,
+            room or "-",
+            detail,
+            extra=log_fields(
+                "moderation",
+                conn=actor.id,
+                user=actor.username,
+                room=room or None,
+                peer=actor.peer,
+                by=actor.username or "?",
+                action=action,
+                target=target,
+            ),
         )
+        if self.metrics is not None and action in MODERATION_KINDS:
+            self.metrics.counters().count_moderation(action)
         try:
             self.storage.append_audit(
                 actor.username or "?", action, target, room, detail, self.clock()

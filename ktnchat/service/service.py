@@ -8,6 +8,9 @@
 # - Every ChatError becomes an `error` reply to the requester (plus any notices it carries).
 # - `needs_worker` says where a request may run: not on an I/O thread if it may call a
 #   store that blocks, hashes a password, or (in a cluster) touches Redis.
+# - With metrics on, every request is counted here, once, by word (unknown words as
+#   "other") and outcome ("ok", or "error" for a refusal); logins and failed logins too,
+#   and stored messages: `msg` answers only once the store accepted the message.
 from __future__ import annotations
 
 import time
@@ -28,6 +31,9 @@ Handler = Callable[[Session, Request], Outcome]
 
 # Requests answered from this process's memory alone, in a cluster too (on the I/O thread).
 CLUSTER_INLINE = frozenset({"help", "stream"})
+# The `requests` counter's labels, made once: (word, outcome) for every word of the table.
+_OK = {word: (word, "ok") for word in COMMANDS}  # a handled request's word is always here
+_ERROR = {word: (word, "error") for word in COMMANDS}
 
 
 class ChatService(RemoteEvents):
@@ -65,6 +71,8 @@ class ChatService(RemoteEvents):
             if session.flood is not None:
                 verdict = session.flood.check_request(self.clock())
                 if not verdict.allowed:
+                    if self.metrics is not None:
+                        self.metrics.counters().flood_refusals += 1
                     raise ChatError(
                         f"Slow down: too many requests; try again in "
                         f"{max(verdict.retry_after, 0.1):.1f} s"
@@ -83,12 +91,34 @@ class ChatService(RemoteEvents):
                 )
             if word != request.word:
                 request = Request(word, request.content)
-            return self._handlers[word](session, request)
+            outcome = self._handlers[word](session, request)
         except ChatError as refusal:
             outcome = Outcome().reply(self.refusal(refusal, word, request))
             if isinstance(refusal, FloodRefused):
                 outcome.broadcasts.extend(refusal.notices)
+            if self.metrics is not None:
+                self._count_refusal(word)
             return outcome
+        metrics = self.metrics
+        if metrics is not None:  # inline: this is every request's path (msg's too)
+            counts = metrics.counters()
+            label = _OK[word]
+            requests = counts.requests
+            requests[label] = requests.get(label, 0) + 1
+            if word == "msg":
+                counts.messages_stored += 1
+            elif word == "login" and session.logged_in:  # not a connection gone meanwhile
+                counts.logins += 1
+        return outcome
+
+    def _count_refusal(self, word: str) -> None:
+        assert self.metrics is not None
+        counts = self.metrics.counters()
+        label = _ERROR.get(word) or ("other", "error")
+        requests = counts.requests
+        requests[label] = requests.get(label, 0) + 1
+        if word == "login":
+            counts.logins_failed += 1
 
     def refusal(self, refusal: ChatError, word: str, request: Request) -> Response:
         """The `error` for a refused request: its text, plus machine-readable extras."""

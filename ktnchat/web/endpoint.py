@@ -2,8 +2,10 @@
 # WebSocket (wsproto). Bytes in with receive_data(), bytes out with data_to_send().
 #
 # Rules:
-# - HTTP serves GET/HEAD of the packaged static files, `/healthz`, and the upgrade to a
-#   WebSocket at `/ws`; everything else gets a plain-text 4xx. Keep-alive as HTTP/1.1 says.
+# - HTTP serves GET/HEAD of the packaged static files, `/healthz`, `/metrics` (when the
+#   settings give a metrics page), and the upgrade to a WebSocket at `/ws`; everything
+#   else gets a plain-text 4xx. Keep-alive as HTTP/1.1 says. With `chat` off (the metrics
+#   listener) there are no files and no `/ws`: only `/healthz` and `/metrics`.
 # - The upgrade is refused (403) when the request carries an Origin that is neither the
 #   host it asked for nor one of the allowed origins: a page elsewhere cannot chat as the
 #   browser's user. Clients that send no Origin (not browsers) are let in.
@@ -34,6 +36,7 @@ from wsproto.utilities import RemoteProtocolError as WebSocketProtocolError
 
 WS_PATH = "/ws"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 MAX_HEADER_BYTES = 16 * 1024
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -65,6 +68,9 @@ class WebSettings:
     origins: FrozenSet[str] = frozenset()  # extra allowed origins ("https://chat.example")
     max_message_bytes: int = 512 * 1024
     health: Callable[[], Tuple[int, bytes]] = lambda: (200, b"ok\n")
+    # () -> (status, body, content type) of /metrics; None: no such page here.
+    metrics: Optional[Callable[[], Tuple[int, bytes, str]]] = None
+    chat: bool = True  # False: no pages and no WebSocket (the metrics listener)
 
 
 def _reason(status: int) -> bytes:
@@ -149,7 +155,8 @@ class WebEndpoint:
         self.path = path
         headers = {name.lower(): value for name, value in request.headers}
         method = request.method.upper()
-        if path == WS_PATH and headers.get(b"upgrade", b"").lower() == b"websocket":
+        chat = self.settings.chat
+        if chat and path == WS_PATH and headers.get(b"upgrade", b"").lower() == b"websocket":
             self._upgrade(request, headers)
             return
         if method not in (b"GET", b"HEAD"):
@@ -161,7 +168,11 @@ class WebEndpoint:
             status, body = self.settings.health()
             self._respond(status, body, "text/plain", head=method == b"HEAD")
             return
-        if path == WS_PATH:
+        if path == METRICS_PATH and self.settings.metrics is not None:
+            status, body, content_type = self.settings.metrics()
+            self._respond(status, body, content_type, head=method == b"HEAD")
+            return
+        if chat and path == WS_PATH:
             self._respond(
                 426,
                 b"this is the WebSocket endpoint: upgrade to websocket\n",
