@@ -7,6 +7,9 @@
 #   bounded  every sender keeps at most W messages not yet seen by a designated receiver;
 #   paced    S x M messages at a fixed total rate;
 # or (`idle`) only connect, to weigh the server's memory per idle logged-in connection.
+# `--transport ws` does the same over WebSocket: the server also listens with `--web-port`
+# and the clients speak to `/ws` (wsproto for the handshake and their own frames; one KTN
+# JSON object per text frame), counted by the same rules as over TCP.
 # It reports deliveries/s (receivers x messages / seconds until every receiver has every
 # message), end-to-end latency (send time embedded in the message text, read by a few
 # probe receivers), the connect + login rate, the server's CPU seconds and resident memory
@@ -21,7 +24,9 @@
 #   disconnect or out-of-order message is reported as an error (and exit status 1).
 # - The generator is asyncio with uvloop when it is installed (the `bench` extra), plain
 #   asyncio otherwise. Clients are Protocol objects; a plain receiver only counts newlines
-#   (the server sends one JSON object per line); only probe receivers parse lines.
+#   (the server sends one JSON object per line) or, over WebSocket, complete frames (one
+#   object per frame, found with C-speed bytes searches, not a Python loop per frame);
+#   only probe receivers parse lines.
 # - Server and generator are pinned to different cores when the machine has two (Linux
 #   sched_setaffinity); each run starts a fresh server.
 from __future__ import annotations
@@ -46,6 +51,8 @@ from ktnchat.oslimits import raise_file_limit
 
 HOST = "127.0.0.1"
 SHAPES = ("open", "bounded", "paced", "idle")
+TRANSPORTS = ("tcp", "ws")
+WS_MAX_SIZE = 30_000  # ws: frames stay under 32 KiB, where the frame count is exact
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOGIN_TIMEOUT = 30.0  # seconds one client may take to connect and log in
 SYNC_TIMEOUT = 30.0  # seconds for every client to see the sync message
@@ -55,7 +62,8 @@ SERVER_STOP_TIMEOUT = 15.0
 OTHER_LOAD_WARNING = 10.0  # % of a core used by other processes that makes a run suspect
 OPEN_BATCH = 16  # messages per write in the open shape
 PAD = b"x" * 4096
-PROBE_PATTERN = re.compile(rb'"content":"b\|(\d+)\|(\d+)\|(\d+)\|')
+# The message text, after `"content":"` (KTN) or `PRIVMSG #room :` (bench_compare's IRC).
+PROBE_PATTERN = re.compile(rb'[":]b\|(\d+)\|(\d+)\|(\d+)\|')
 DASH = "\u2013"  # en dash, for ranges in tables
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -77,16 +85,18 @@ class Workload:
     size: int = 100  # bytes of message text
     concurrency: int = 200  # logins in flight while connecting
     probes: int = 3  # receivers that parse lines for latency (the last one is designated)
+    transport: str = "tcp"  # tcp | ws (WebSocket to the server's --web-port, path /ws)
 
     def describe(self) -> str:
+        over = ", over WebSocket" if self.transport == "ws" else ""
         if self.shape == "idle":
-            return f"idle, N={self.clients}"
+            return f"idle, N={self.clients}{over}"
         text = f"{self.shape}, N={self.clients}, S={self.senders} x M={self.messages}"
         if self.shape == "bounded":
             text += f", W={self.window}"
         if self.shape == "paced":
             text += f", {self.rate:g} msg/s"
-        return text
+        return text + over
 
 
 @dataclass(frozen=True)
@@ -122,8 +132,13 @@ def can_pin(options: Options) -> bool:
 class ServerProcess:
     """`ktnchat server` as a child process on a free loopback port; stop() always stops it."""
 
-    def __init__(self, options: Options, max_connections: int, core: Optional[int]) -> None:
+    def __init__(
+        self, options: Options, max_connections: int, core: Optional[int], web: bool = False
+    ) -> None:
         self.port = free_port()
+        # With `web`, also the web listener (HTTP + WebSocket). The bench's WebSocket clients
+        # send the Origin of a page this listener served, so no --web-origin is needed.
+        self.web_port: Optional[int] = free_port() if web else None
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -148,6 +163,7 @@ class ServerProcess:
             str(max_connections),
             "--io-threads",
             str(options.io_threads),
+            *(["--web-port", str(self.web_port)] if self.web_port is not None else []),
             *shlex.split(options.server_args),
         ]
         preexec: Optional[Callable[[], None]] = None
@@ -173,7 +189,9 @@ class ServerProcess:
                 self.stop()
                 raise BenchError(f"the server exited at start: {self.output()}")
             try:
-                socket.create_connection((HOST, self.port), timeout=1).close()
+                for port in (self.port, self.web_port):
+                    if port is not None:
+                        socket.create_connection((HOST, port), timeout=1).close()
                 return
             except OSError:
                 if time.monotonic() > deadline:
@@ -299,6 +317,11 @@ class Client(asyncio.Protocol):
                     return
         del buffer[: buffer.rfind(b"\n") + 1]  # complete lines without the marker: done
 
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        """Send requests, each one JSON line."""
+        if self.transport is not None:
+            self.transport.write(b"".join(lines))
+
     def pause_writing(self) -> None:
         self.write_paused = True
 
@@ -335,6 +358,175 @@ class Client(asyncio.Protocol):
             self.transport.abort()
 
 
+class WebClient(Client):
+    """A Client over WebSocket (`--transport ws`): wsproto's client side does the upgrade
+    (GET /ws with the Origin of a page the listener served) and frames (masks) what we
+    send, one request per text frame. Received frames are split by hand: during setup one
+    by one; once counting, a plain receiver counts complete frames with bytes searches:
+    every object is JSON ending in "}" and every server frame is a final unmasked text
+    frame starting 0x81, a pair that cannot occur inside an ASCII payload (the server
+    encodes with ensure_ascii) nor inside a header whose length is below 0x7D81, so each
+    '}\x81' is one frame boundary. Only the last frame of a read is parsed, to see
+    whether it is complete. Any other frame (a close, say) is reported as an error."""
+
+    def __init__(self, run: Run, index: int) -> None:
+        super().__init__(run, index)
+        from wsproto import ConnectionType, WSConnection  # the `web` extra
+        from wsproto.events import Message
+
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.message = Message
+        self.opened = False  # the upgrade was accepted
+        self.left = 0  # counting: bytes still to come of the frame begun in the last read
+        self.head = b""  # counting: the start of a frame whose header was cut by a read
+        self.broken = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        from wsproto.events import Request as Upgrade
+
+        self.transport = cast(asyncio.Transport, transport)
+        host, port = self.transport.get_extra_info("peername")[:2]
+        origin = f"http://{host}:{port}".encode("ascii")
+        upgrade = Upgrade(host=f"{host}:{port}", target="/ws", extra_headers=[(b"origin", origin)])
+        self.transport.write(self.ws.send(upgrade))
+
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        if self.transport is not None and self.opened:
+            send, message = self.ws.send, self.message
+            self.transport.write(
+                b"".join(send(message(data=line.rstrip(b"\n").decode("utf-8"))) for line in lines)
+            )
+
+    def data_received(self, data: bytes) -> None:
+        if not self.counting:
+            self._setup(data)
+            return
+        if self.probe is not None:
+            self.probe.feed(data)
+        if self.left or self.head:
+            data = self._finish_frame(data)
+        if not data:
+            return
+        if data[0] != 0x81:  # from here a read begins with a frame
+            self._broken(data[0])
+            return
+        size = len(data)
+        frames = 1 + data.count(b"}\x81")  # frames begun in this read
+        last = data.rfind(b"}\x81") + 1  # where the last of them begins (0: the first)
+        length = data[last + 1] & 0x7F if last + 1 < size else 127
+        end: Optional[int]
+        if length < 126:
+            end = last + 2 + length
+        elif length == 126 and last + 4 <= size:
+            end = last + 4 + (data[last + 2] << 8 | data[last + 3])
+        else:  # a 64-bit length, or a header cut by the read
+            end = frame_end(data, last)
+        if end is None:  # keep the cut header for the next read
+            self.head = data[last:]
+            frames -= 1
+        elif end > size:
+            self.left = end - size
+            frames -= 1
+        elif end < size:
+            self._broken(data[end])
+        self._counted(frames)
+
+    def _finish_frame(self, data: bytes) -> bytes:
+        """The part of a read after the frame an earlier read began (b"" if none)."""
+        if self.head:  # with the cut header in front, the read begins with a frame
+            data, self.head = self.head + data, b""
+            return data
+        left = self.left
+        if left > len(data):  # all of it is inside that frame
+            self.left = left - len(data)
+            return b""
+        self.left = 0
+        self._counted(1)  # that frame is complete
+        return data[left:]
+
+    def _counted(self, frames: int) -> None:
+        self.count += frames
+        if self.count >= self.expected and not self.done:
+            self.run.finished(self)
+
+    def _broken(self, first: int) -> None:
+        if not self.broken:
+            self.broken = True
+            self.run.errors.append(
+                f"client {self.index}: unexpected WebSocket frame (first byte 0x{first:02x}) "
+                f"after {self.count} of {self.expected} messages"
+            )
+
+    def _setup(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.opened:
+            from wsproto.events import AcceptConnection, RejectConnection
+
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.ws.receive_data(bytes(buffer[: end + 4]))  # only the HTTP answer
+            del buffer[: end + 4]
+            for event in self.ws.events():
+                if isinstance(event, AcceptConnection):
+                    self.opened = True
+                elif isinstance(event, RejectConnection) and not self.logged_in.done():
+                    self.logged_in.set_exception(
+                        BenchError(f"WebSocket upgrade refused: HTTP {event.status_code}")
+                    )
+            if not self.opened:
+                return
+            name = "warmup" if self.index < 0 else f"u{self.index}"
+            self.write_lines([request("stream", "on"), request("login", name)])
+        marker = self.run.sync_marker
+        at = 0
+        while True:
+            stop = frame_end(buffer, at)
+            if stop is None or stop > len(buffer):
+                break
+            payload = bytes(buffer[at + header_size(buffer, at) : stop])
+            first, at = buffer[at], stop
+            if first != 0x81:  # a close (or a fragment, which this server never sends)
+                continue
+            if not self.logged_in.done():
+                if b'"response":"history"' in payload:
+                    self.logged_in.set_result(None)
+                elif b'"response":"error"' in payload:
+                    text = payload.decode("utf-8", "replace")
+                    self.logged_in.set_exception(BenchError(f"login refused: {text[-300:]}"))
+                    return
+            elif marker is not None and marker in payload:
+                rest = bytes(buffer[at:])
+                self.buffer = bytearray()
+                self.counting = True
+                self.synced.set_result(None)
+                if rest:
+                    self.data_received(rest)
+                return
+        del buffer[:at]
+
+
+def header_size(data: Union[bytes, bytearray], at: int) -> int:
+    """The header length of the (unmasked) frame beginning at `at`."""
+    length = data[at + 1] & 0x7F
+    return 2 if length < 126 else 4 if length == 126 else 10
+
+
+def frame_end(data: Union[bytes, bytearray], at: int) -> Optional[int]:
+    """Where the unmasked WebSocket frame beginning at `at` ends (maybe past the data), or
+    None if its header is not all there."""
+    if at + 2 > len(data):
+        return None
+    length = data[at + 1] & 0x7F
+    if length < 126:
+        return at + 2 + length
+    head = 4 if length == 126 else 10
+    if at + head > len(data):
+        return None
+    return at + head + int.from_bytes(data[at + 2 : at + head], "big")
+
+
 class Probe:
     """Parses one receiver's lines: latency of each message, order per sender, and (for the
     designated receiver of the bounded shape) how far each sender's messages have got."""
@@ -346,12 +538,15 @@ class Probe:
         self.latencies: List[int] = []  # nanoseconds
         self.next_seq = [0] * run.workload.senders
         self.order_errors = 0
+        # What ends an object: a line over TCP; over WebSocket a frame's JSON ends in "}",
+        # which no message pattern contains, so a read cut there has only whole matches.
+        self.end_byte = b"}" if run.workload.transport == "ws" else b"\n"
 
     def feed(self, data: bytes) -> None:
         now = time.perf_counter_ns()
         if self.tail:
             data = self.tail + data
-        end = data.rfind(b"\n") + 1
+        end = data.rfind(self.end_byte) + 1
         self.tail = data[end:]
         latencies = self.latencies
         next_seq = self.next_seq
@@ -392,7 +587,7 @@ class Sender:
                 b'{"request":"msg","content":"%s%s"}\n' % (head, PAD[: max(0, size - len(head))])
             )
         self.sent += count
-        self.client.transport.write(b"".join(parts))
+        self.client.write_lines(parts)
 
     def pump(self) -> None:
         """Bounded shape: top the window up."""
@@ -432,8 +627,9 @@ class Run:
 
 async def connect(run: Run, port: int, index: int) -> Client:
     loop = asyncio.get_running_loop()
+    kind = WebClient if run.workload.transport == "ws" else Client
     _transport, client = await asyncio.wait_for(
-        loop.create_connection(lambda: Client(run, index), HOST, port), LOGIN_TIMEOUT
+        loop.create_connection(lambda: kind(run, index), HOST, port), LOGIN_TIMEOUT
     )
     try:
         await asyncio.wait_for(client.logged_in, LOGIN_TIMEOUT)
@@ -542,9 +738,10 @@ async def generate(workload: Workload, server: ServerProcess, options: Options) 
     """One run against a started server; returns its figures."""
     run = Run(workload)
     result: Dict[str, Any] = {}
+    port = server.web_port if server.web_port is not None else server.port
     try:
         # Warm up (first-use imports and allocations), then weigh the server.
-        warm = await connect(run, server.port, -1)
+        warm = await connect(run, port, -1)
         warm.close()
         await asyncio.sleep(0.2)
         rss_before = server.rss_kib()
@@ -556,7 +753,7 @@ async def generate(workload: Workload, server: ServerProcess, options: Options) 
         server_cpu = server.cpu_times()
         generator_cpu = cpu_now()
         started = time.perf_counter()
-        await connect_all(run, server.port)
+        await connect_all(run, port)
         connect_seconds = time.perf_counter() - started
         result["connect_seconds"] = connect_seconds
         result["connect_login_per_s"] = workload.clients / connect_seconds
@@ -597,7 +794,7 @@ async def measure_fanout(
     # Sync: once a client sees this message, everything before it (join notices) is read.
     run.sync_marker = b'"content":"sync|%d"' % os.getpid()
     assert clients[0].transport is not None
-    clients[0].transport.write(request("msg", f"sync|{os.getpid()}"))
+    clients[0].write_lines([request("msg", f"sync|{os.getpid()}")])
     await asyncio.wait_for(asyncio.gather(*(c.synced for c in clients)), SYNC_TIMEOUT)
 
     total_messages = workload.senders * workload.messages
@@ -724,6 +921,10 @@ def run_once(workload: Workload, options: Options) -> Dict[str, Any]:
         raise BenchError(f"unknown shape {workload.shape!r}")
     if workload.shape != "idle" and not 0 < workload.senders <= workload.clients:
         raise BenchError("need 1 <= senders <= clients")
+    if workload.transport not in TRANSPORTS:
+        raise BenchError(f"unknown transport {workload.transport!r}")
+    if workload.transport == "ws" and workload.size > WS_MAX_SIZE:
+        raise BenchError(f"--transport ws needs --size <= {WS_MAX_SIZE}")
     raise_file_limit(workload.clients + 256)
     pinned = can_pin(options)
     affinity = os.sched_getaffinity(0) if pinned else None
@@ -731,7 +932,10 @@ def run_once(workload: Workload, options: Options) -> Dict[str, Any]:
         os.sched_setaffinity(0, {options.generator_core})
     try:
         server = ServerProcess(
-            options, max(20_000, workload.clients + 100), options.server_core if pinned else None
+            options,
+            max(20_000, workload.clients + 100),
+            options.server_core if pinned else None,
+            web=workload.transport == "ws",
         )
         try:
             loop = new_event_loop()
@@ -955,12 +1159,14 @@ SUITE: Tuple[Row, ...] = (
 )
 
 
-def run_suite(options: Options, runs: int, quick: float = 1.0) -> Dict[str, Any]:
+def run_suite(
+    options: Options, runs: int, quick: float = 1.0, transport: str = "tcp"
+) -> Dict[str, Any]:
     """Every row, `runs` runs each; rows with the same workload share their runs."""
     reports: Dict[Workload, Dict[str, Any]] = {}
     rows = []
     for row in SUITE:
-        workload = row.workload
+        workload = replace(row.workload, transport=transport)
         if quick != 1.0 and workload.shape != "idle":
             workload = replace(workload, messages=max(1, int(workload.messages * quick)))
         if workload not in reports:
@@ -1073,6 +1279,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--probes", type=int, default=defaults.probes, help="receivers measuring latency"
     )
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default=defaults.transport,
+        help="how clients connect: raw TCP, or WebSocket to the server's --web-port (/ws)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs (each on a fresh server)")
     parser.add_argument("--io-threads", type=int, default=1, help="the server's I/O threads")
     parser.add_argument(
@@ -1101,10 +1313,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="--suite: scale every row's message count (e.g. 0.1 for a dry run)",
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="issue 17: the rows against ktnchat, InspIRCd, ngIRCd and a C relay; every "
+        "other option is then ktnchat/bench_compare.py's (ktnchat bench --compare --help)",
+    )
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    rest = list(sys.argv[1:] if argv is None else argv)
+    if "--compare" in rest:  # issue 17: a sitting of its own, with its own options
+        from ktnchat.bench_compare import main as compare_main
+
+        return compare_main([arg for arg in rest if arg != "--compare"])
     args = build_parser().parse_args(argv)
     options = Options(
         io_threads=args.io_threads,
@@ -1115,7 +1338,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     runs = max(1, args.runs)
     if args.suite:
-        report = run_suite(options, runs, args.quick)
+        report = run_suite(options, runs, args.quick, args.transport)
         text = suite_markdown(report)
         print(text, end="")
         if args.markdown:
@@ -1133,6 +1356,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             size=args.size,
             concurrency=args.concurrency,
             probes=args.probes,
+            transport=args.transport,
         )
         try:
             report = run_workload(workload, options, runs)

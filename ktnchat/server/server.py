@@ -531,6 +531,22 @@ class ChatServer:
                         outbox.queued_bytes += size
                         target.loop.dirty.add(target)
                         continue
+                elif (
+                    single is not None
+                    and target.framing is not None
+                    and target.edition2014 is None
+                    and target.loop.thread_id == here
+                ):
+                    # The same for a WebSocket reader: its frame, built once per broadcast.
+                    if frames_web is None:
+                        frames_web = [target.framing(single)]
+                    web = frames_web[0]
+                    outbox = target.outbox
+                    if not outbox.interval and outbox.queued_bytes + len(web) <= limit:
+                        outbox.frames.append(web)
+                        outbox.queued_bytes += len(web)
+                        target.loop.dirty.add(target)
+                        continue
                 payload = frames
                 if target.edition2014 is not None:
                     if frames_2014 is None:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import h11
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection as WebSocket
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -88,7 +89,9 @@ class WebEndpoint:
         self._http: Optional[h11.Connection] = h11.Connection(
             h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES
         )
-        self._ws: Optional[WSConnection] = None
+        # After the upgrade only wsproto's frame-level connection is kept: the handshake
+        # object (with an h11 connection of its own) would cost every idle socket ~2 KiB.
+        self._ws: Optional[WebSocket] = None
         self._out = bytearray()
         self._partial: List[str] = []
         self._partial_bytes = 0
@@ -263,9 +266,10 @@ class WebEndpoint:
         except WebSocketProtocolError as exc:
             self._http_error(400, f"bad WebSocket upgrade: {exc}")
             return
+        assert ws.connection is not None  # open once the acceptance is sent
         trailing, _ = http.trailing_data
         self._http = None
-        self._ws = ws
+        self._ws = ws.connection
         self._out += handshake
         if trailing:
             self._receive_ws(bytes(trailing))

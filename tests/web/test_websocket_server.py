@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from typing import Any, Dict, List, Optional
@@ -229,3 +230,47 @@ def test_a_vanished_browser_frees_its_name(web: Any) -> None:
     browser.expect(lambda r: r.get("username") == "ghost")
     browser.sock.close()
     wait_until(lambda: web.service.presence.holder("ghost") is None)
+
+
+def test_a_browser_that_never_reads_is_dropped_and_others_get_everything(
+    server_factory: Any, caplog: Any
+) -> None:
+    """The outbox cap holds for WebSocket readers as on TCP (the fan-out's fast path for
+    them stops at the cap), and a browser that reads gets every broadcast, whole, in
+    order, beside a TCP reader."""
+    server = server_factory(
+        web_port=0, pace_interval=0.0, max_outbox_bytes=64 * 1024, send_buffer_bytes=32 * 1024
+    )
+    caplog.set_level(logging.WARNING, logger="ktnchat.server")
+    host, port = server.web_address
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect((host, port))
+    handshake = WSConnection(ConnectionType.CLIENT)
+    stalled.sendall(handshake.send(Request(host=f"{host}:{port}", target="/ws")))
+    stalled.settimeout(WAIT)
+    handshake.receive_data(stalled.recv(65536))
+    assert any(isinstance(e, AcceptConnection) for e in handshake.events())
+    stalled.sendall(handshake.send(Message(data='{"request": "login", "content": "sleepy"}')))
+    browser = WSPeer(server.web_address)
+    browser.send("login", "webby")
+    browser.expect(lambda r: r.get("username") == "webby")
+    with Peer(server.address) as alice, Peer(server.address) as bob:
+        alice.login("alice")
+        bob.login("bob")
+        wait_until(lambda: server.service.presence.holder("sleepy") is not None)
+        text = "x" * 200
+        for i in range(3000):  # ~0.7 MB to every reader: far past the stalled one's buffers
+            alice.send_raw(json.dumps({"request": "msg", "content": f"{i} {text}"}).encode())
+            if i % 100 == 99:  # only `sleepy` never reads
+                alice.expect_response("message", content=f"{i} {text}")
+                bob.expect_response("message", content=f"{i} {text}")
+                browser.expect(lambda r, i=i: r.get("content") == f"{i} {text}")
+        for peer in (bob.received, browser.objects):
+            got = [r for r in peer if r.get("response") == "message" and r["sender"] == "alice"]
+            assert [int(r["content"].split()[0]) for r in got] == list(range(3000))
+        assert [e for e in browser.events if isinstance(e, CloseConnection)] == []
+        wait_until(lambda: server.service.presence.holder("sleepy") is None)
+    stalled.close()
+    browser.close()
+    assert any("sleepy" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
