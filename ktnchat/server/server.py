@@ -451,11 +451,13 @@ class ChatServer:
         (unless --history-delivery history)."""
         writer = conn.edition2014
         if writer is not None:
-            return [encode_object(obj) for obj in writer.reply_objects(response)]
+            objects = [encode_object(obj) for obj in writer.reply_objects(response)]
+        else:
+            objects = self._encode_2017(conn, response)
         framing = conn.framing
         if framing is not None:  # a WebSocket: the same objects, one per text message
-            return [framing(frame) for frame in self._encode_2017(conn, response)]
-        return self._encode_2017(conn, response)
+            return [framing(frame) for frame in objects]
+        return objects
 
     def _encode_2017(self, conn: Connection, response: Response) -> List[bytes]:
         if (
@@ -552,6 +554,8 @@ class ChatServer:
                     if frames_2014 is None:
                         frames_2014 = self.encode_broadcast_2014(broadcast.response)
                     payload = frames_2014
+                    if target.framing is not None:  # 2014 objects over a WebSocket
+                        payload = [target.framing(frame) for frame in payload]
                 elif target.framing is not None:
                     if frames_web is None:  # framed once for every WebSocket recipient
                         frames_web = [target.framing(frame) for frame in frames]
@@ -701,13 +705,13 @@ class ChatServer:
             held = self._gates.pop(conn.session.id, None)
         if held and self.metrics is not None:
             self.metrics.counters().deliveries += len(held)
+        framing = conn.framing
         for response in held or ():
             if conn.edition2014 is not None:
-                conn.send(self.encode_broadcast_2014(response))
-            elif conn.framing is not None:
-                conn.send([conn.framing(frame) for frame in self.encode(response)])
+                frames = self.encode_broadcast_2014(response)
             else:
-                conn.send(self.encode(response))
+                frames = self.encode(response)
+            conn.send(frames if framing is None else [framing(frame) for frame in frames])
 
     def _cluster_recovered(self) -> None:
         """Redis is back: re-claim names, announce the rooms whose messages could not be

@@ -274,3 +274,21 @@ def test_a_browser_that_never_reads_is_dropped_and_others_get_everything(
     stalled.close()
     browser.close()
     assert any("sleepy" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_a_2014_client_over_websocket_gets_framed_2014_objects(web: Any) -> None:
+    # The 2014 edition is detected per connection on every listener; over a WebSocket
+    # its objects must still travel one per text message (not raw JSON on the socket).
+    old = WSPeer(web.web_address)
+    with Peer(web.address, stream=True) as terminal:
+        terminal.login("term")
+        old.send_text(json.dumps({"request": "login", "username": "oldie"}))
+        login = old.expect(lambda r: r.get("response") == "login")
+        assert login["username"] == "oldie"
+        terminal.send("msg", "to the old client")
+        said = old.expect(lambda r: r.get("response") == "message")
+        assert "to the old client" in said["message"]
+        old.send_text(json.dumps({"request": "message", "message": "from 2014"}))
+        terminal.expect_response("message", sender="oldie", content="from 2014")
+    assert not [e for e in old.events if type(e).__name__ == "CloseConnection"]
+    old.close()
