@@ -40,6 +40,7 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: kill() takes its workers too
         )
         self.lines: List[str] = []
         self._lines: queue.Queue[Optional[str]] = queue.Queue()
@@ -121,8 +122,14 @@ class ServerProcess:
         return code
 
     def kill(self) -> None:
+        """SIGKILL the server and everything it started (a supervisor's workers), even if
+        the server itself has already exited."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(10)
+        self.proc.wait(10)
         self._err.join(10)
         self._out.join(10)
