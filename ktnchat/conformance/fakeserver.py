@@ -6,7 +6,9 @@
 #   it (frames are capped; past MAX_BYTES reading stops).
 # - Sends are paced (`gap` seconds apart) so that "one object per segment" really is one
 #   object per TCP segment for naive clients; framing experiments are explicit
-#   (send_segments).
+#   (send_segments). By default each object ends in a newline, as ktnchat's server sends
+#   it, so a client that reads lines can be checked at all; `bare` (no newline, as the
+#   seed's skeleton servers send) has a check of its own.
 # - close() stops the reader thread and closes both sockets; it is safe to call twice.
 from __future__ import annotations
 
@@ -130,9 +132,13 @@ class FakeServer:
             self._last_send = time.monotonic()
 
     def send_values(self, values: Sequence[Any], mode: str = "each") -> None:
-        """Send JSON values framed as `mode`: each / together / split / newline."""
+        """Send JSON values framed as `mode`: each (one segment each, ending in a newline,
+        as ktnchat's server sends them) / bare (one segment each, no newline, as servers
+        built on the seed's skeleton send them) / together / split / newline."""
         encoded = [json.dumps(v).encode("utf-8") for v in values]
         if mode == "each":
+            self.send_segments([e + b"\n" for e in encoded])
+        elif mode == "bare":
             self.send_segments(encoded)
         elif mode == "together":
             self.send_segments([b"".join(encoded)])

@@ -729,8 +729,10 @@ class ExpectRequest:
 @dataclass(frozen=True)
 class Reply:
     """The fake server sends objects (templates), framed as `mode` says:
-    "each" (one segment each, paced), "together" (all in one segment), "split" (each
-    object cut in two segments), "newline" (each ending in a newline)."""
+    "each" (one segment each, paced, ending in a newline as ktnchat's server sends
+    them), "bare" (the same without the newline, as servers on the seed's skeleton send
+    them), "together" (all in one segment, no newlines), "split" (each object cut in two
+    segments), "newline" (each ending in a newline)."""
 
     values: Tuple[Any, ...]
     mode: str = "each"
@@ -825,6 +827,10 @@ def client_checks() -> List[ClientCheck]:
         )),
         C("framing.newline", "a response ending in a newline is shown", W, R_INTEROP, (
             Reply((resp("message", "{t1}", "{b}"),), "newline"),
+            ExpectOutput(("{t1}",), "the message"), LATER, SEE_LATER,
+        )),
+        C("framing.bare", "a response with no newline after it is shown", W, R_INTEROP, (
+            Reply((resp("message", "{t1}", "{b}"),), "bare"),
             ExpectOutput(("{t1}",), "the message"), LATER, SEE_LATER,
         )),
     ]  # fmt: skip

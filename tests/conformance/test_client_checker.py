@@ -168,3 +168,18 @@ def test_cli_reports_history_shapes(capsys: pytest.CaptureFixture[str]) -> None:
     assert document["history_shapes"] == {
         "shown": ["empty"], "not_shown": [], "died": ["messages"], "not_judged": [],
     }  # fmt: skip
+
+
+def test_a_client_that_reads_lines_is_checked_and_told_it_needs_the_newline() -> None:
+    # Model H (tests/compat) reads the socket line by line, as some students' clients do.
+    # The fake server ends each object with a newline, as ktnchat's server does, so its
+    # other checks mean something; the bare-object check says what it would die of.
+    model = str(REPO / "tests" / "compat" / "student_clients.py")
+    command = (sys.executable, model, "--behaviour", "H", "{host}", "{port}")
+    got = {
+        r.check_id: r.status
+        for r in run_client_checks(_options(*command), only=["show.message", "framing."])
+    }
+    assert got["show.message"] is Status.PASS
+    assert got["framing.newline"] is Status.PASS
+    assert got["framing.bare"] is not Status.PASS
