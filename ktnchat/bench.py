@@ -45,7 +45,19 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union, cast
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Union,
+    cast,
+)
 
 from ktnchat.oslimits import raise_file_limit
 
@@ -166,6 +178,19 @@ class ServerProcess:
             *(["--web-port", str(self.web_port)] if self.web_port is not None else []),
             *shlex.split(options.server_args),
         ]
+        self._launch(argv, core, "the server", env=env)
+
+    def _launch(
+        self,
+        argv: Sequence[str],
+        core: Optional[int],
+        what: str,
+        env: Optional[Dict[str, str]] = None,
+        cwd: Optional[str] = None,
+        output_tail: Optional[int] = None,
+    ) -> None:
+        """Start `argv` (pinned to `core`; output to self.log) and wait, bounded, until
+        self.port and self.web_port (if any) accept connections."""
         preexec: Optional[Callable[[], None]] = None
         self.pinned_to = core
         if core is not None:
@@ -175,8 +200,9 @@ class ServerProcess:
                 os.sched_setaffinity(0, {server_core})
 
         self.proc = subprocess.Popen(
-            argv,
+            list(argv),
             env=env,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -187,7 +213,10 @@ class ServerProcess:
         while True:
             if self.proc.poll() is not None:
                 self.stop()
-                raise BenchError(f"the server exited at start: {self.output()}")
+                output = self.output()
+                if output_tail is not None:
+                    output = output[-output_tail:]
+                raise BenchError(f"{what} exited at start: {output}")
             try:
                 for port in (self.port, self.web_port):
                     if port is not None:
@@ -195,8 +224,8 @@ class ServerProcess:
                 return
             except OSError:
                 if time.monotonic() > deadline:
-                    self.stop()
-                    raise BenchError("the server did not start listening") from None
+                    self.close()
+                    raise BenchError(f"{what} did not start listening") from None
                 time.sleep(0.05)
 
     def cpu_times(self) -> Optional[Tuple[float, float]]:
@@ -925,22 +954,41 @@ def run_once(workload: Workload, options: Options) -> Dict[str, Any]:
         raise BenchError(f"unknown transport {workload.transport!r}")
     if workload.transport == "ws" and workload.size > WS_MAX_SIZE:
         raise BenchError(f"--transport ws needs --size <= {WS_MAX_SIZE}")
+    result, lines = run_pinned(
+        workload,
+        options,
+        lambda core: ServerProcess(
+            options, max(20_000, workload.clients + 100), core, web=workload.transport == "ws"
+        ),
+        lambda server: generate(workload, server, options),
+    )
+    dropped = sum(1 for line in lines if "dropped" in line)
+    if dropped:
+        result["errors"].append(f"the server dropped {dropped} slow clients")
+    return result
+
+
+def run_pinned(
+    workload: Workload,
+    options: Options,
+    start: Callable[[Optional[int]], ServerProcess],
+    run: Callable[[ServerProcess], Awaitable[Dict[str, Any]]],
+) -> Tuple[Dict[str, Any], List[str]]:
+    """Pin this process to the generator's core, start a server (`start(core)`, pinned to
+    the other core), run the generator `run(server)` on a fresh event loop, stop the
+    server. Returns the result (with the server's last log lines, and an error if it
+    exited during the run) and every line the server logged. A failed start raises."""
     raise_file_limit(workload.clients + 256)
     pinned = can_pin(options)
     affinity = os.sched_getaffinity(0) if pinned else None
     if pinned:
         os.sched_setaffinity(0, {options.generator_core})
     try:
-        server = ServerProcess(
-            options,
-            max(20_000, workload.clients + 100),
-            options.server_core if pinned else None,
-            web=workload.transport == "ws",
-        )
+        server = start(options.server_core if pinned else None)
         try:
             loop = new_event_loop()
             try:
-                result = loop.run_until_complete(generate(workload, server, options))
+                result = loop.run_until_complete(run(server))
             except (BenchError, OSError, asyncio.TimeoutError) as exc:
                 result = {"errors": [f"run failed: {type(exc).__name__}: {exc}"]}
             finally:
@@ -958,13 +1006,10 @@ def run_once(workload: Workload, options: Options) -> Dict[str, Any]:
             os.sched_setaffinity(0, affinity)
     if status is not None:
         result.setdefault("errors", []).append(f"the server exited during the run ({status})")
-    if log:
-        lines = log.splitlines()
+    lines = log.splitlines() if log else []
+    if lines:
         result["server_log"] = lines[-5:]
-        dropped = sum(1 for line in lines if "dropped" in line)
-        if dropped:
-            result["errors"].append(f"the server dropped {dropped} slow clients")
-    return result
+    return result, lines
 
 
 METRICS = (

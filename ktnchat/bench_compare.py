@@ -47,7 +47,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,7 +59,6 @@ from ktnchat.bench import (
     HOST,
     LOGIN_TIMEOUT,
     PACKAGE_ROOT,
-    SERVER_START_TIMEOUT,
     SYNC_TIMEOUT,
     BenchError,
     Client,
@@ -73,13 +71,12 @@ from ktnchat.bench import (
     event_loop_name,
     free_port,
     measure_fanout,
-    new_event_loop,
     request,
     run_once,
+    run_pinned,
     summarize,
     wait_for_quiet,
 )
-from ktnchat.oslimits import raise_file_limit
 from ktnchat.server.config import ServerConfig
 
 SERVERS = ("ktnchat", "inspircd", "ngircd", "relay")
@@ -195,36 +192,7 @@ class ExternalServer(ServerProcess):
         self.port = port
         self.web_port = None
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self.pinned_to = core
-        preexec: Optional[Callable[[], None]] = None
-        if core is not None:
-            server_core = core
-
-            def preexec() -> None:
-                os.sched_setaffinity(0, {server_core})
-
-        self.proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=preexec,
-        )
-        self.pid = self.proc.pid
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise BenchError(f"{argv[0]} exited at start: {self.output()[-500:]}")
-            try:
-                socket.create_connection((HOST, port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.close()
-                    raise BenchError(f"{argv[0]} did not start listening") from None
-                time.sleep(0.05)
+        self._launch(argv, core, argv[0], cwd=cwd, output_tail=500)
 
 
 @dataclass
@@ -495,7 +463,7 @@ async def connect_all_lines(run: Run, port: int, dialect: str) -> None:
 
 
 async def generate_lines(
-    workload: Workload, server: ExternalServer, options: Options, dialect: str
+    workload: Workload, server: ServerProcess, options: Options, dialect: str
 ) -> Dict[str, Any]:
     """bench.generate for line clients: warm up, weigh the server, connect, then either
     weigh it again (idle) or measure the fan-out with bench.measure_fanout."""
@@ -547,41 +515,16 @@ def run_line_server(
     name: str, workload: Workload, options: Options, prepared: Prepared
 ) -> Dict[str, Any]:
     """bench.run_once for a C server: start it pinned, run the workload, stop it."""
-    raise_file_limit(workload.clients + 256)
-    pinned = can_pin(options)
-    affinity = os.sched_getaffinity(0) if pinned else None
-    if pinned:
-        os.sched_setaffinity(0, {options.generator_core})
-    result: Dict[str, Any]
+    dialect = "relay" if name == "relay" else "irc"
     try:
-        try:
-            server = start_server(name, prepared, options.server_core if pinned else None)
-        except BenchError as exc:
-            return {"errors": [f"run failed: {exc}"]}
-        try:
-            loop = new_event_loop()
-            try:
-                dialect = "relay" if name == "relay" else "irc"
-                result = loop.run_until_complete(generate_lines(workload, server, options, dialect))
-            except (BenchError, OSError, asyncio.TimeoutError) as exc:
-                result = {"errors": [f"run failed: {type(exc).__name__}: {exc}"]}
-            finally:
-                try:
-                    loop.run_until_complete(asyncio.sleep(0.05))  # let aborted sockets close
-                finally:
-                    loop.close()
-        finally:
-            status = server.proc.poll()
-            server.stop()
-            log = server.output()
-            server.close()
-    finally:
-        if affinity is not None:
-            os.sched_setaffinity(0, affinity)
-    if status is not None:
-        result.setdefault("errors", []).append(f"the server exited during the run ({status})")
-    if log:
-        result["server_log"] = log.splitlines()[-5:]
+        result, _ = run_pinned(
+            workload,
+            options,
+            lambda core: start_server(name, prepared, core),
+            lambda server: generate_lines(workload, server, options, dialect),
+        )
+    except BenchError as exc:  # the server did not start
+        return {"errors": [f"run failed: {exc}"]}
     return result
 
 
