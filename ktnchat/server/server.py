@@ -54,11 +54,25 @@ from ktnchat.storage import StorageError
 if TYPE_CHECKING:
     from ktnchat.cluster.link import ClusterLink
     from ktnchat.cluster.order import RoomOrder
+    from ktnchat.web.endpoint import WebSettings
 
 log = logging.getLogger("ktnchat.server")
 
 ACCEPT_BATCH = 256
 KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
+
+
+def _web_connections(settings: WebSettings) -> ConnectionFactory:
+    """The factory of a web listener's connections (the web listener's, the metrics
+    listener's), each with its own endpoint on `settings`."""
+    from ktnchat.server.webconnection import WebConnection
+
+    def make(
+        sock: socket.socket, peer: str, loop: IOLoop, server: Any, now: float, host: str
+    ) -> Connection:
+        return WebConnection(sock, peer, loop, server, now, host, settings)
+
+    return make
 
 
 class ChatServer:
@@ -170,7 +184,6 @@ class ChatServer:
 
     def _start_web(self, family: socket.AddressFamily) -> None:
         """Listen for browsers (HTTP + WebSocket) in loop 0, beside the TCP listener."""
-        from ktnchat.server.webconnection import WebConnection
         from ktnchat.web.endpoint import WebSettings
         from ktnchat.web.static import load_static_files
 
@@ -185,18 +198,7 @@ class ChatServer:
             if self.metrics is not None and config.metrics_port is None
             else None,
         )
-
-        def make(
-            sock: socket.socket,
-            peer: str,
-            loop: IOLoop,
-            server: Any,
-            now: float,
-            host: str,
-        ) -> Connection:
-            return WebConnection(sock, peer, loop, server, now, host, settings)
-
-        self._make_web = make
+        self._make_web = _web_connections(settings)
         listener = socket.create_server(
             (config.host, config.web_port or 0),
             family=family,
@@ -215,22 +217,10 @@ class ChatServer:
         """The metrics listener: the web endpoint serving /metrics and /healthz only, in
         loop 0 beside the others. Never SO_REUSEPORT: each worker of a cluster has its own
         port, so a scraper reaches every one."""
-        from ktnchat.server.webconnection import WebConnection
         from ktnchat.web.endpoint import WebSettings
 
         settings = WebSettings(health=self._health, metrics=self.metrics_page, chat=False)
-
-        def make(
-            sock: socket.socket,
-            peer: str,
-            loop: IOLoop,
-            server: Any,
-            now: float,
-            host: str,
-        ) -> Connection:
-            return WebConnection(sock, peer, loop, server, now, host, settings)
-
-        self._make_metrics = make
+        self._make_metrics = _web_connections(settings)
         listener = socket.create_server(
             (self.config.host, self.config.metrics_port or 0),
             family=family,
