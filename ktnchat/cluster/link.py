@@ -426,11 +426,11 @@ class ClusterLink:
         holders = self._holders(batch)
         runs: List[Tuple[str, List[Dict[str, Any]]]] = []  # consecutive events per channel
         for event in batch:
-            event["w"] = self.worker
             channel = self._channel_of(event, holders)
             if channel is None:
                 continue
-            body = {k: v for k, v in event.items() if k != "w"}
+            # The worker goes first on the wire (the prefix); a caller's own "w" is dropped.
+            body = event if "w" not in event else {k: v for k, v in event.items() if k != "w"}
             if runs and runs[-1][0] == channel:
                 runs[-1][1].append(body)
             else:
