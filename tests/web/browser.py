@@ -11,6 +11,12 @@ from typing import Any, Callable, Optional
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 DRIVER_CANDIDATES = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
 WAIT = 10.0
+PAGE_STATE_SCRIPT = """
+const text = (id) => (document.getElementById(id) || {}).innerText;
+const lines = Array.from(document.querySelectorAll('#messages li')).slice(-12);
+return JSON.stringify({status: text('status'), room: text('room-title'),
+  login_error: text('login-error'), lines: lines.map((li) => li.innerText)});
+"""
 
 
 def find(candidates: Any) -> Optional[str]:
@@ -64,9 +70,20 @@ class Browser:
         self.driver.set_script_timeout(WAIT)
 
     def wait(self, condition: Callable[[Any], Any], timeout: float = WAIT) -> Any:
+        from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition)
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition)
+        except TimeoutException as exc:
+            raise TimeoutException(f"waited {timeout:g} s; the page: {self.describe()}") from exc
+
+    def describe(self) -> str:
+        """What the current tab shows (its status and last lines), for a failed wait."""
+        try:
+            return str(self.driver.execute_script(PAGE_STATE_SCRIPT))
+        except Exception as exc:  # the page itself may be what broke
+            return f"(could not read the page: {exc!r})"
 
     def quit(self) -> None:
         try:

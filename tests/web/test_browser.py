@@ -66,7 +66,10 @@ class Page:
         if password:
             self.el("login-password").send_keys(password)
         self.el("login-button").click()
-        self.browser.wait(lambda d: self.el("chat-view").is_displayed())
+        self.browser.wait(lambda d: self.shows("chat-view") and not self.shows("login-view"))
+
+    def shows(self, element_id: str) -> bool:
+        return bool(self.el(element_id).is_displayed())
 
     def say(self, text: str) -> None:
         self.focus()
@@ -152,6 +155,22 @@ def test_browsers_and_a_terminal_chat_moderate_and_see_text_as_text(
                 browser.wait(lambda d, page=page: not any(
                     XSS in li.text and li.is_displayed() for li in page.messages()
                 ))
+    finally:
+        close_extra_tabs(browser)
+
+
+def test_only_the_login_form_shows_until_the_server_says_welcome(
+    browser: Browser, web: Any
+) -> None:
+    try:
+        page = Page(browser, url(web), new_tab=False)
+        assert page.el("login-view").is_displayed()
+        # Hidden by its `hidden` attribute, whatever the style sheet says of its element.
+        assert not page.el("chat-view").is_displayed()
+        assert not page.el("room-name").is_displayed()
+        page.login("hanna")
+        assert not page.el("login-view").is_displayed()
+        assert page.el("room-name").is_displayed()
     finally:
         close_extra_tabs(browser)
 
