@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, Optional, Sequence, Set, Tuple
 
 from ktnchat.cluster.sequencer import RoomSequencer
 from ktnchat.metrics import Registry
@@ -117,7 +117,9 @@ class RoomOrder:
 
     # -- joins ----------------------------------------------------------------------------
 
-    def enter(self, session: Session, room_key: str, room_name: str) -> Tuple[List[Session], int]:
+    def enter(
+        self, session: Session, room_key: str, room_name: str
+    ) -> Tuple[Sequence[Session], int]:
         """Make `session` a member of the room; returns the members before it and its
         floor (its history must stop there).
 

@@ -10,6 +10,8 @@
 #   free the name at once), up to WAITING_REQUESTS decoded requests or `read_pause_bytes`
 #   of undecoded bytes. While its own unsent output exceeds `read_pause_bytes`, a
 #   connection is not read either (back-pressure).
+# - Before queuing anything, a connection has its loop settle the room broadcasts it
+#   holds for the pass (`fanout`), so every output keeps the order deliver() made.
 # - Any socket error or EOF closes the connection and logs the user out at once.
 # - Imports go one way (server -> ioloop -> connection): a connection sees its loop and
 #   its server only through the two small Protocols below, which IOLoop and ChatServer
@@ -41,10 +43,22 @@ READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 
 
+class HeldBroadcasts(Protocol):
+    """The loop's room broadcasts held for this pass (ktnchat/server/fanout.py)."""
+
+    @property
+    def groups(self) -> Sequence[object]: ...
+
+    def settle(self) -> None: ...
+
+
 class LoopRole(Protocol):
     """What a connection uses of the I/O loop that owns it."""
 
     dirty: Set[Connection]
+
+    @property
+    def fanout(self) -> HeldBroadcasts: ...
     thread_id: Optional[int]
     counts: Optional[Counters]
 
@@ -232,6 +246,9 @@ class Connection:
         """Queue encoded objects (owning loop only); the loop flushes once per pass."""
         if self.closed:
             return
+        fanout = self.loop.fanout
+        if fanout.groups:  # room broadcasts held for this pass go first, in order
+            fanout.settle()
         outbox = self.outbox
         for frame in frames:
             if not outbox.push(frame):
@@ -335,6 +352,9 @@ class Connection:
 
     def set_stream(self, on: bool) -> None:
         """The client's own `stream on` / `stream off` (owning loop only)."""
+        fanout = self.loop.fanout
+        if fanout.groups:  # what was broadcast before the switch is queued before it
+            fanout.settle()
         if on:
             self.wants_history = True  # for good: it has shown it parses a stream
             self.outbox.stream()

@@ -5,7 +5,9 @@
 #   Other threads hand work over with post(fn), which wakes the loop through a socketpair.
 # - One pass: wait (until the next timer), read what is readable (handling each request
 #   at once), run posted work, then flush each connection with new output once, so
-#   broadcasts that arrive in the same pass leave in one write (coalescing).
+#   broadcasts that arrive in the same pass leave in one write (coalescing). Room
+#   broadcasts wait in `fanout` (ktnchat/server/fanout.py) until then, grouped, so a
+#   reader gets a pass's messages to its room in one append.
 # - Closing is never recursive: close_later() defers a close to the end of the pass.
 # - Housekeeping (timeouts, lingering closes) runs once a second, O(connections).
 # - A loop sees its server only through LoopHost (below), which ChatServer satisfies:
@@ -25,7 +27,9 @@ from typing import Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 from ktnchat.logs import log_fields
 from ktnchat.metrics import Counters, Registry
+from ktnchat.protocol import Response
 from ktnchat.server.connection import READ, Connection, ServerRole
+from ktnchat.server.fanout import PendingFanout
 
 log = logging.getLogger("ktnchat.server")
 
@@ -38,6 +42,8 @@ class LoopHost(ServerRole, Protocol):
     """What a loop uses of the server, besides what its connections use."""
 
     metrics: Optional[Registry]
+
+    def encode_broadcast_2014(self, response: Response) -> List[bytes]: ...
 
     def connection_closed(self, conn: Connection, reason: str) -> None: ...
 
@@ -53,6 +59,9 @@ class IOLoop:
         self.selector = selectors.DefaultSelector()
         self.connections: Set[Connection] = set()
         self.dirty: Set[Connection] = set()
+        self.fanout = PendingFanout(
+            self, server.config.max_outbox_bytes, server.encode_broadcast_2014
+        )
         self._to_close: Dict[Connection, str] = {}
         self._timers: List[Tuple[float, int, Connection]] = []
         self._timer_seq = itertools.count()
@@ -189,7 +198,7 @@ class IOLoop:
         timeout = HOUSEKEEPING_SECONDS
         if self._timers:
             timeout = min(timeout, max(0.0, self._timers[0][0] - now))
-        if self.dirty or self._to_close:
+        if self.dirty or self._to_close or self.fanout.groups:
             timeout = 0.0
         events = self.selector.select(timeout)
         now = time.monotonic()
@@ -221,11 +230,12 @@ class IOLoop:
 
     def _flush(self, now: float) -> None:
         for _ in range(100):  # a close can add output elsewhere; settle, bounded
+            self.fanout.settle()
             if self._to_close:
                 doomed, self._to_close = self._to_close, {}
                 for conn, reason in doomed.items():
                     self.close(conn, reason)
-            if not self.dirty:
+            if not self.dirty and not self.fanout.groups:
                 return
             batch, self.dirty = self.dirty, set()
             for conn in batch:
@@ -300,6 +310,7 @@ class IOLoop:
         """On stop: tell every client, flush what the kernel takes at once, close."""
         notice = self.server.service.shutdown_notice()
         now = time.monotonic()
+        self.fanout.settle()
         for conn in list(self.connections):
             conn.outbox.stream()
             conn.send(self.server.encode_reply(conn, notice))

@@ -4,7 +4,10 @@
 # - The listener lives in loop 0; accepted sockets are dealt round-robin to the loops.
 # - deliver() encodes each response once (bytes shared by every recipient) and queues it
 #   on each recipient's connection: directly when the recipient's loop is the current
-#   thread, else by post() to its loop. Nothing here blocks on a socket.
+#   thread, else by post() to its loop. Nothing here blocks on a socket. With one loop,
+#   on its thread, a broadcast to a whole room's snapshot waits in the loop's fanout
+#   (ktnchat/server/fanout.py) until the pass writes: a reader gets the pass's messages
+#   in one append, in the same order.
 # - Requests that may call a blocking store run on the StorageWorker (offload); their
 #   Outcome comes back to the origin connection's loop, which delivers it.
 # - In a cluster (service.cluster set): stored room messages reach local users through
@@ -48,6 +51,7 @@ from ktnchat.server.heap import HeapTrimmer
 from ktnchat.server.ioloop import ConnectionFactory, IOLoop
 from ktnchat.server.worker import StorageWorker
 from ktnchat.service import Broadcast, ChatService, Outcome
+from ktnchat.service.presence import Members
 from ktnchat.service.session import Session
 from ktnchat.storage import StorageError
 
@@ -490,6 +494,9 @@ class ChatServer:
         limit = self.config.max_outbox_bytes
         metrics = self.metrics
         counts = metrics.counters() if metrics is not None and outcome.broadcasts else None
+        loops = self.loops
+        # One loop, and this is its thread: whole-room broadcasts wait in its fanout.
+        held = loops[0].fanout if len(loops) == 1 and loops[0].thread_id == here else None
         for broadcast in outcome.broadcasts:
             if broadcast.response.kind == HISTORY:
                 # Told to one session (say, a user kicked to the lobby): encoded for
@@ -498,6 +505,18 @@ class ChatServer:
                 continue
             frames = self.encode(broadcast.response)
             single = frames[0] if len(frames) == 1 else None
+            if held is not None:
+                recipients = broadcast.recipients
+                if recipients is None:
+                    recipients = self.service.presence.members(broadcast.room)
+                if (
+                    single is not None
+                    and broadcast.exclude is None
+                    and type(recipients) is Members
+                ):
+                    held.add(recipients, single, broadcast.response)
+                    continue
+                held.settle()  # queued below, directly: what was held goes first
             size = len(single) if single is not None else 0
             frames_2014: Optional[List[bytes]] = None  # encoded on first 2014 recipient
             frames_web: Optional[List[bytes]] = None
@@ -653,7 +672,7 @@ class ChatServer:
         The members are taken now; the delivery is one piece of work per I/O loop (posted
         under the room's lock, so every loop queues the room's messages in release order),
         where the loop's own fan-out path encodes once and queues to each reader."""
-        members = self.service.presence.members(room)
+        members: Sequence[Session] = self.service.presence.members(room)
         gates = self._gates
         if gates:
             recipients: List[Session] = []
@@ -669,13 +688,14 @@ class ChatServer:
             return
         loops = self.loops
         if len(loops) == 1:
-            groups: Dict[IOLoop, List[Session]] = {loops[0]: members}
+            groups: Dict[IOLoop, Sequence[Session]] = {loops[0]: members}
         else:
-            groups = {}
+            split: Dict[IOLoop, List[Session]] = {}
             for session in members:
                 target = session.transport
                 if target is not None:
-                    groups.setdefault(target.loop, []).append(session)
+                    split.setdefault(target.loop, []).append(session)
+            groups = dict(split)
         here = threading.get_ident()
         for loop, sessions in groups.items():
             outcome = Outcome(broadcasts=[Broadcast(room, response, recipients=sessions)])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ktnchat.logs import log_fields
 from ktnchat.metrics import MODERATION_KINDS, Registry
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ktnchat.service")
 
-RoomEntry = Callable[[Session, str, str], Tuple[List[Session], int]]
+RoomEntry = Callable[[Session, str, str], Tuple[Sequence[Session], int]]
 
 
 class ServiceCore:
@@ -205,7 +205,7 @@ class ServiceCore:
         with self.room_lock(room.name):
             if self.room_entry is None:
                 recent = self.storage.recent_messages(room.name, self.config.history_on_login)
-                members = self.presence.members(room.key)
+                members: Sequence[Session] = self.presence.members(room.key)
                 self.presence.enter(session, room.key)
             else:  # a cluster: the history stops where this worker's live stream starts
                 members, floor = self.room_entry(session, room.key, room.name)

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ktnchat.protocol import Response
 from ktnchat.service.session import Session
@@ -20,7 +20,7 @@ class Broadcast:
     exclude: Optional[Session] = None
     # Local members snapshotted when the room's order was fixed; None means "resolve
     # at delivery time". The front-end delivers to exactly these sessions.
-    recipients: Optional[List[Session]] = None
+    recipients: Optional[Sequence[Session]] = None
     to_user: Optional[str] = None  # a private message: the user it is for (room is "")
     # A stored room message: (its id, the room's previous id), for a cluster's per-room
     # sequencer (ktnchat/cluster/order.py). One process delivers to `recipients` as is.

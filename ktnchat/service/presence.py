@@ -1,14 +1,26 @@
 # Who is online and in which room: the live registry, in memory only.
 # Rules: one lock guards the name table and room membership; a name is held by exactly
-# one session (case-insensitively); member snapshots are copied under the lock so
-# fan-out iterates without holding it. Every operation is O(1) except snapshots (O(members)).
+# one session (case-insensitively); a room's member snapshot (`Members`, immutable) is
+# made under the lock once per change of the room's membership and shared until the next
+# change, so fan-out iterates without holding it, and two broadcasts with the same
+# snapshot object went to exactly the same sessions. Every operation is O(1) except making
+# a snapshot (O(members), once per join or leave).
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ktnchat.service.names import name_key
 from ktnchat.service.session import Session
+
+
+class Members(Tuple[Session, ...]):
+    """A room's sessions at one moment; the same object until the membership changes."""
+
+    __slots__ = ()
+
+
+NO_MEMBERS = Members()
 
 
 class Presence:
@@ -18,6 +30,7 @@ class Presence:
         self.lock = threading.RLock()
         self._by_name: Dict[str, Session] = {}
         self._rooms: Dict[str, Dict[int, Session]] = {}
+        self._snapshots: Dict[str, Members] = {}
 
     def claim(self, session: Session, username: str) -> bool:
         """Give `username` to `session` if nobody holds it; True on success.
@@ -56,6 +69,7 @@ class Presence:
                 return
             self.leave(session)
             self._rooms.setdefault(room, {})[session.id] = session
+            self._snapshots.pop(room, None)
             session.room = room
 
     def leave(self, session: Session) -> Optional[str]:
@@ -69,14 +83,20 @@ class Presence:
                 members.pop(session.id, None)
                 if not members:
                     del self._rooms[room]
+            self._snapshots.pop(room, None)
             session.room = None
             return room
 
-    def members(self, room: str) -> List[Session]:
-        """A snapshot of the room's sessions."""
+    def members(self, room: str) -> Members:
+        """A snapshot of the room's sessions (shared: never to be changed)."""
         with self.lock:
-            members = self._rooms.get(room)
-            return list(members.values()) if members else []
+            snapshot = self._snapshots.get(room)
+            if snapshot is None:
+                members = self._rooms.get(room)
+                if not members:
+                    return NO_MEMBERS
+                snapshot = self._snapshots[room] = Members(members.values())
+            return snapshot
 
     def member_count(self, room: str) -> int:
         with self.lock:
