@@ -38,6 +38,7 @@ from ktnchat.protocol.framing import (
 )
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SEPARATORS = re.compile("[ \t\r\n\x00]*")  # what FrameSplitter skips between frames
 _MAX_WORD_CHARS = 64
 
 
@@ -179,26 +180,54 @@ class RequestDecoder:
         return len(self._pending)
 
     def receive_data(self, data: bytes) -> None:
-        """Buffer received bytes (the common single-object chunk is parsed at once)."""
+        """Buffer received bytes (whole objects in one chunk are parsed at once)."""
         if self.broken or not data:
             return
+        splitter = self._splitter
         if (
-            self._splitter.buffered == 0
-            and len(data) <= self._splitter.max_frame_bytes
-            # Nesting could exceed the depth cap only with that many brackets.
-            and data.count(b"[") + data.count(b"{") <= self._splitter.max_depth
+            splitter.buffered == 0
+            and len(data) <= splitter.max_frame_bytes
             and data[-1:] in (b"}", b"\n")
             and data.lstrip()[:1] == b"{"
         ):
-            # Fast path: one whole object in one chunk, as naive clients send it.
-            try:
-                value = _json_decoder.decode(data.decode("utf-8"))
-            except (ValueError, RecursionError):
-                value = None
-            if isinstance(value, dict):
-                self._pending.append(self._event_from_value(value, b"\\" in data))
+            # Fast path: the chunk is whole objects, as clients send them (one, or a
+            # pipelined burst): parsed by the json module's scanner, no frame splitting.
+            events = self._whole_objects(data)
+            if events is not None:
+                self._pending.extend(events)
                 return
-        self._splitter.feed(data)
+        splitter.feed(data)
+
+    def _whole_objects(self, data: bytes) -> Optional[List[RequestEvent]]:
+        """The events of a chunk that is nothing but complete JSON objects and separators,
+        or None (anything else, or an object the splitter would flag as too deep): then
+        the splitter takes the whole chunk, and its answers are the ones that count."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        events: List[RequestEvent] = []
+        max_depth = self._splitter.max_depth
+        scan = _json_decoder.raw_decode
+        skip = _SEPARATORS.match
+        end = len(text)
+        pos = 0
+        for _ in range(end):  # at most one object per character
+            pos = skip(text, pos).end()  # type: ignore[union-attr]  # [...]* always matches
+            if pos >= end:
+                return events
+            if text[pos] != "{":
+                return None
+            try:
+                value, stop = scan(text, pos)
+            except (ValueError, RecursionError):
+                return None
+            # Nesting could exceed the depth cap only with that many brackets.
+            if text.count("{", pos, stop) + text.count("[", pos, stop) > max_depth:
+                return None
+            events.append(self._event_from_value(value, text.find("\\", pos, stop) >= 0))
+            pos = stop
+        return None
 
     def receive_message(self, data: bytes) -> None:
         """Queue the one request of a whole message (a WebSocket text message): exactly

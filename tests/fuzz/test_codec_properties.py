@@ -86,7 +86,9 @@ def decode_stream(
         decoder.receive_data(chunk)
         # Memory bound: at most one frame's worth, plus the chunk just received.
         assert decoder.buffered <= max_frame_bytes + biggest_chunk
-        assert decoder.waiting <= 1  # receive_data decodes at most one event eagerly
+        # receive_data decodes eagerly only a chunk of whole objects: at most one event
+        # per two bytes of the chunk ("{}" is the smallest object).
+        assert decoder.waiting <= max(1, len(chunk) // 2)
         new = drain(decoder)
         assert decoder.waiting == 0
         if not decoder.broken:
