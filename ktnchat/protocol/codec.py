@@ -348,7 +348,56 @@ def encode_response(
     response: Response, history: HistoryEncoding = HistoryEncoding.JSON_STRINGS
 ) -> bytes:
     """The bytes of one response object, ending in a newline."""
-    return (encode_json(response_to_dict(response, history)) + "\n").encode("ascii")
+    text = _flat_json(response) if response.kind != HISTORY else None
+    if text is None:
+        text = encode_json(response_to_dict(response, history))
+    return (text + "\n").encode("ascii")
+
+
+_quote = json.encoder.encode_basestring_ascii  # what the ensure_ascii encoder calls
+_ENVELOPE_START = "{" + _quote(TIMESTAMP_KEY) + ":"
+_AFTER_TIMESTAMP = "," + _quote(SENDER_KEY) + ":"
+_AFTER_SENDER = "," + _quote(RESPONSE_KEY) + ":"
+_AFTER_KIND = "," + _quote(CONTENT_KEY) + ":"
+
+
+def _flat_json(response: Response) -> Optional[str]:
+    """The text encode_json(response_to_dict(response)) gives, for the common response
+    whose values are all strings, integers, booleans or null (every message, info and
+    error the service makes), built without the dict or the general encoder; None for
+    anything else (history, a float, a nested value), which takes the general path."""
+    sender = response.sender
+    if type(sender) is not str:
+        return None
+    parts = [
+        _ENVELOPE_START,
+        _quote(response.timestamp),
+        _AFTER_TIMESTAMP,
+        _quote(sender),
+        _AFTER_SENDER,
+        _quote(response.kind),
+        _AFTER_KIND,
+        _quote(response.content),
+    ]
+    for key, value in response.extra.items():
+        kind = type(value)
+        if kind is str:
+            text = _quote(value)
+        elif kind is int:
+            text = int.__repr__(value)
+        elif value is None:
+            text = "null"
+        elif value is True:
+            text = "true"
+        elif value is False:
+            text = "false"
+        else:
+            return None
+        if type(key) is not str:
+            return None
+        parts += (",", _quote(key), ":", text)
+    parts.append("}")
+    return "".join(parts)
 
 
 def encode_history_content(messages: Iterable[Response], encoding: HistoryEncoding) -> Any:

@@ -372,6 +372,40 @@ responses = st.one_of(
 )
 
 
+flat_extra = st.dictionaries(
+    any_text.filter(lambda k: k not in {"timestamp", "sender", "response", "content"}),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        any_text,
+        st.floats(allow_nan=False, allow_infinity=False),
+        json_values(2),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=examples(200))
+@given(
+    st.sampled_from(["message", "error", "info"]),
+    tricky_text.map(lambda t: t[:500]),
+    st.one_of(any_text, st.none(), st.integers()),
+    any_text,
+    flat_extra,
+)
+@example("info", "x", "s", "t", {"a": True, "b": False, "c": None, "d": -7, "e": "\u00e9\ud800"})
+@example("message", "\x00\"\\", "s", "t", {"f": 1.5, "g": [1, {"h": True}]})
+def test_the_flat_encoder_writes_what_the_general_encoder_writes(
+    kind: str, content: str, sender: Any, stamp: str, extra: Any
+) -> None:
+    """encode_response's fast path (strings, ints, booleans, null) is byte for byte
+    the general encoder's output; anything else falls back to the general encoder."""
+    response = Response(kind, content, sender, stamp, extra)
+    general = encode_json(response_to_dict(response, HistoryEncoding.JSON_STRINGS))
+    assert encode_response(response) == (general + "\n").encode("ascii")
+
+
 @settings(max_examples=examples(100))
 @given(responses, st.sampled_from(list(HistoryEncoding)), st.integers(50, 3000))
 def test_responses_encode_to_ascii_json_and_split_within_the_limit(
