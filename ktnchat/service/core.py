@@ -150,10 +150,11 @@ class ServiceCore:
         self.live_room(name)
 
     def room_lock(self, room: str) -> threading.Lock:
+        room_key = key(room)
         with self.presence.lock:
-            lock = self._room_locks.get(key(room))
+            lock = self._room_locks.get(room_key)
             if lock is None:
-                lock = self._room_locks[key(room)] = threading.Lock()
+                lock = self._room_locks[room_key] = threading.Lock()
             return lock
 
     def live_room(self, name: str) -> Optional[LiveRoom]:

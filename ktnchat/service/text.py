@@ -12,6 +12,8 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def scrub_controls(text: str) -> str:
     """Replace control characters other than \\n and \\t with U+FFFD."""
+    if text.isprintable():  # no control character at all (C0, DEL, C1 are unprintable)
+        return text
     return _CONTROL.sub("\ufffd", text)
 
 
