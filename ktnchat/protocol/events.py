@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Optional, Tuple
 
 from ktnchat.protocol.errors import LocalProtocolError
+from ktnchat.quickinit import quick_init
 
 REQUEST_KEY = "request"
 CONTENT_KEY = "content"
@@ -56,6 +57,7 @@ class HistoryDelivery(enum.Enum):
     HISTORY = "history"
 
 
+@quick_init
 @dataclass(frozen=True)
 class Request:
     """A client request: `{"request": word, "content": content}`.
@@ -78,6 +80,7 @@ class Request:
         return self.content if isinstance(self.content, str) else None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Response:
     """A server response in the 2017 envelope.
@@ -105,7 +108,7 @@ class Response:
                 raise LocalProtocolError("history content must be a tuple of message responses")
         elif not isinstance(self.content, str):
             raise LocalProtocolError(f"{self.kind} content must be a string")
-        if ENVELOPE_KEYS & self.extra.keys():
+        if self.extra and not ENVELOPE_KEYS.isdisjoint(self.extra):
             raise LocalProtocolError("extra keys may not shadow the envelope")
 
     @property

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ktnchat.protocol import Response
+from ktnchat.quickinit import quick_init
 from ktnchat.service.session import Session
 
 
+@quick_init
 @dataclass(frozen=True)
 class Broadcast:
     """Send `response` to the members of `room` (except `exclude`)."""

@@ -19,6 +19,8 @@ import abc
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
+from ktnchat.quickinit import quick_init
+
 
 class StorageError(Exception):
     """The store failed or is unreachable; the operation did not happen (or may not have)."""
@@ -33,6 +35,7 @@ def key(name: str) -> str:
     return name.lower()
 
 
+@quick_init
 @dataclass(frozen=True)
 class StoredMessage:
     """A chat message as kept by the store."""
