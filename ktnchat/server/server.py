@@ -493,7 +493,7 @@ class ChatServer:
         here = threading.get_ident()
         limit = self.config.max_outbox_bytes
         metrics = self.metrics
-        counts = metrics.counters() if metrics is not None and outcome.broadcasts else None
+        counts = None  # this thread's metrics, looked up for the first direct delivery
         loops = self.loops
         # One loop, and this is its thread: whole-room broadcasts wait in its fanout.
         held = loops[0].fanout if len(loops) == 1 and loops[0].thread_id == here else None
@@ -517,6 +517,8 @@ class ChatServer:
                     held.add(recipients, single, broadcast.response)
                     continue
                 held.settle()  # queued below, directly: what was held goes first
+            if metrics is not None and counts is None:
+                counts = metrics.counters()
             size = len(single) if single is not None else 0
             frames_2014: Optional[List[bytes]] = None  # encoded on first 2014 recipient
             frames_web: Optional[List[bytes]] = None

@@ -69,15 +69,20 @@ class MemoryStorage(Storage):
     # -- messages -------------------------------------------------------------------
 
     def append_message(self, room: str, sender: str, text: str, created: float) -> StoredMessage:
+        room_key = key(room)
         with self._lock:
-            ring = self._messages.setdefault(key(room), OrderedDict())
+            ring = self._messages.get(room_key)
+            if ring is None:
+                ring = self._messages[room_key] = OrderedDict()
             prev = next(reversed(ring)) if ring else 0
-            message = StoredMessage(next(self._ids), room, sender, text, created, prev)
-            ring[message.id] = message
-            self._room_of[message.id] = key(room)
-            while len(ring) > self.max_messages:
-                dropped, _ = ring.popitem(last=False)
-                del self._room_of[dropped]
+            message_id = next(self._ids)
+            message = StoredMessage(message_id, room, sender, text, created, prev)
+            ring[message_id] = message
+            self._room_of[message_id] = room_key
+            if len(ring) > self.max_messages:
+                while len(ring) > self.max_messages:
+                    dropped, _ = ring.popitem(last=False)
+                    del self._room_of[dropped]
             return message
 
     def messages_after(
