@@ -894,6 +894,11 @@ async def measure_fanout(
         expected_deliveries=expected,
         seconds=seconds,
         deliveries_per_s=received / seconds,
+        # The other definition (issue 17's table, `bench --compare`): a line received by a
+        # client other than its sender; every sender here is one of the N clients and
+        # gets its own line back (the KTN protocol's echo), so S x M fewer.
+        deliveries_to_others=max(0, received - total_messages),
+        deliveries_to_others_per_s=max(0, received - total_messages) / seconds,
         latency_samples=len(latencies),
         latency_p50_ms=percentile(latencies, 0.50),
         latency_p99_ms=percentile(latencies, 0.99),
@@ -910,6 +915,9 @@ async def measure_fanout(
             # What one fully busy core would sustain, were the server CPU-bound: a figure
             # that other load on the machine disturbs less than deliveries/s.
             result["deliveries_per_server_cpu_s"] = received / result["server_cpu_s"]
+            result["deliveries_to_others_per_server_cpu_s"] = (
+                result["deliveries_to_others"] / result["server_cpu_s"]
+            )
         if busy_0 is not None and busy_1 is not None:
             # Other processes' CPU: a benchmark sharing the machine is not a clean figure.
             other = (busy_1 - busy_0) - result["server_cpu_s"] - result["generator_cpu_s"]
@@ -1016,6 +1024,8 @@ METRICS = (
     # key, label, scale, unit, decimals
     ("deliveries_per_s", "deliveries/s", 1e-3, "k/s", 0),
     ("deliveries_per_server_cpu_s", "deliveries per server CPU-s", 1e-3, "k", 0),
+    ("deliveries_to_others_per_s", "  to others than the sender (/s)", 1e-3, "k/s", 0),
+    ("deliveries_to_others_per_server_cpu_s", "  to others, per server CPU-s", 1e-3, "k", 0),
     ("latency_p50_ms", "latency p50", 1.0, "ms", 2),
     ("latency_p99_ms", "latency p99", 1.0, "ms", 2),
     ("connect_login_per_s", "connect + login rate", 1.0, "/s", 0),
@@ -1165,6 +1175,26 @@ SUITE: Tuple[Row, ...] = (
         0.8e6,
         scale=1e-6,
         unit="M/s",
+        decimals=2,
+    ),
+    # Issue 17's rows (its table and `ktnchat bench --compare`): its window, its line
+    # counts, and a delivery is a line received by a client other than its sender.
+    Row(
+        "bounded, N=100, 10 x 3,000, W=20 (per server CPU-s, to others)",
+        Workload(clients=100, senders=10, messages=3000, shape="bounded", window=20),
+        "deliveries_to_others_per_server_cpu_s",
+        None,
+        scale=1e-6,
+        unit="M",
+        decimals=2,
+    ),
+    Row(
+        "bounded, N=1000, 10 x 300, W=2 (per server CPU-s, to others)",
+        Workload(clients=1000, senders=10, messages=300, shape="bounded", window=2),
+        "deliveries_to_others_per_server_cpu_s",
+        None,
+        scale=1e-6,
+        unit="M",
         decimals=2,
     ),
     Row(

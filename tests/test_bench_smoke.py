@@ -46,6 +46,8 @@ def test_every_shape_delivers_every_message(tmp_path: Path) -> None:
         assert run["receivers"] == 5
         assert run["messages"] == 20
         assert run["deliveries"] == run["expected_deliveries"] == 100, shape
+        # Issue 17's count: each of the 20 lines reached the 4 clients other than its sender.
+        assert run["deliveries_to_others"] == 80, shape
         assert run["latency_samples"] > 0
         for figure in FIGURES:
             assert figure in run, (shape, figure)
