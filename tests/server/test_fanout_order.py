@@ -104,12 +104,8 @@ def test_every_kind_of_reader_gets_a_whole_burst_in_order(server_factory: Any) -
         sender.send_raw(b"".join(request("msg", line) for line in lines))
 
         assert texts(read_until(streaming, lines[-1]))[-40:] == lines
-        start = len(paced.segments)
+        # Paced (one object per write; tests/compat checks what naive readers make of it).
         assert texts(read_until(paced, lines[-1]))[-40:] == lines
-        # Paced: a backlog this small is written one object per write, so a client that
-        # does json.loads(recv()) survives it.
-        for segment in paced.segments[start:]:
-            assert segment.count(b'"response"') == 1
         said = old.expect(lambda r: str(r.get("message", "")).endswith(lines[-1]))
         assert said["response"] == "message"
         got = [o["message"] for o in old.received if "said" in str(o.get("message", ""))]
