@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -927,13 +926,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         errors |= any(r["errors"] for r in report["redis"]["cases"])
     report["code_at_end"] = code_state(args.server_tree)
     print(text, end="")
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2, default=str)
-            handle.write("\n")
+    bench.save_report(report, args.json, text, args.markdown)
     return 1 if errors else 0
 
 

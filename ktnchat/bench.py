@@ -672,13 +672,19 @@ async def connect_all(run: Run, port: Union[int, Sequence[int]]) -> None:
     """Connect and log in N clients, at most `concurrency` in flight. Given several ports
     (one per server process of a cluster), client i goes to ports[i % len(ports)]."""
     ports = [port] if isinstance(port, int) else list(port)
+    await connect_pool(run, lambda index: connect(run, ports[index % len(ports)], index))
+
+
+async def connect_pool(run: Run, connect_one: Callable[[int], Awaitable[Client]]) -> None:
+    """Run `connect_one(i)` for the N clients, at most `concurrency` in flight; the
+    clients made, in index order, become run.clients (also when one fails)."""
     count = run.workload.clients
     slots: List[Optional[Client]] = [None] * count
     next_index = iter(range(count))
 
     async def worker() -> None:
         for index in next_index:
-            slots[index] = await connect(run, ports[index % len(ports)], index)
+            slots[index] = await connect_one(index)
 
     workers = [
         asyncio.ensure_future(worker()) for _ in range(max(1, min(run.workload.concurrency, count)))
@@ -1416,9 +1422,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         report = run_suite(options, runs, args.quick, args.transport)
         text = suite_markdown(report)
         print(text, end="")
-        if args.markdown:
-            with open(args.markdown, "w", encoding="utf-8") as handle:
-                handle.write(text)
+        save_report(report, None, text, args.markdown)
         errors = any(row["errors"] for row in report["rows"])
     else:
         workload = Workload(
@@ -1440,14 +1444,28 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         print(table(report))
         errors = bool(report["errors"])
-    if args.json:
-        text = json.dumps(report, indent=2, default=str) + "\n"
-        if args.json == "-":
-            sys.stdout.write(text)
-        else:
-            with open(args.json, "w", encoding="utf-8") as handle:
-                handle.write(text)
+    save_report(report, args.json)
     return 1 if errors else 0
+
+
+def save_report(
+    report: Dict[str, Any],
+    json_path: Optional[str],
+    text: str = "",
+    markdown_path: Optional[str] = None,
+) -> None:
+    """Write the tables (`text`) and the whole report as JSON where the options asked
+    (a JSON path of "-": standard output). Shared by every benchmark's main()."""
+    if markdown_path:
+        with open(markdown_path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    if json_path:
+        data = json.dumps(report, indent=2, default=str) + "\n"
+        if json_path == "-":
+            sys.stdout.write(data)
+        else:
+            with open(json_path, "w", encoding="utf-8") as handle:
+                handle.write(data)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ from ktnchat.bench import (
     ServerProcess,
     Workload,
     can_pin,
+    connect_pool,
     cpu_now,
     event_loop_name,
     free_port,
@@ -74,6 +75,7 @@ from ktnchat.bench import (
     request,
     run_once,
     run_pinned,
+    save_report,
     summarize,
     wait_for_quiet,
 )
@@ -443,23 +445,7 @@ async def connect_line(run: Run, port: int, index: int, dialect: str) -> LineCli
 
 async def connect_all_lines(run: Run, port: int, dialect: str) -> None:
     """bench.connect_all for line clients: N logins, at most `concurrency` in flight."""
-    count = run.workload.clients
-    slots: List[Optional[LineClient]] = [None] * count
-    next_index = iter(range(count))
-
-    async def worker() -> None:
-        for index in next_index:
-            slots[index] = await connect_line(run, port, index, dialect)
-
-    workers = [
-        asyncio.ensure_future(worker()) for _ in range(max(1, min(run.workload.concurrency, count)))
-    ]
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        for task in workers:
-            task.cancel()
-        run.clients = [client for client in slots if client is not None]
+    await connect_pool(run, lambda index: connect_line(run, port, index, dialect))
 
 
 async def generate_lines(
@@ -826,13 +812,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         signal.signal(signal.SIGTERM, previous)
     text = markdown(report)
     print(text, end="")
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2, default=str)
-            handle.write("\n")
+    save_report(report, args.json, text, args.markdown)
     if not report["servers"]:
         return 2
     failed = any(entry["errors"] for row in report["rows"] for entry in row["servers"].values())
