@@ -10,12 +10,14 @@
 #   which deliver() was called.
 # - The groups are settled (queued to their readers) before anything else is queued to
 #   any connection of this loop (Connection.send settles first), and before the loop
-#   writes. A reader is handled as ChatServer.deliver would: the streaming fast path
-#   (one append), else Connection.send of each object (paced, 2014-edition, WebSocket,
-#   or over its outbox cap), so pacing, framing and the overflow drop are unchanged.
+#   writes. Broadcaster.queue, which ChatServer.deliver also queues every other
+#   broadcast with, handles a reader: the streaming fast path (one append), else
+#   Connection.send of the objects (paced, 2014-edition, WebSocket, or over its outbox
+#   cap), so pacing, framing and the overflow drop are the same on both paths.
 # - Used only while the server has one I/O loop: every reader is then on this loop.
 from __future__ import annotations
 
+import functools
 from typing import Callable, List, Optional, Protocol, Sequence
 
 from ktnchat.metrics import Counters
@@ -34,22 +36,87 @@ class _Group:
 
 class Counted(Protocol):
     counts: Optional[Counters]
+    thread_id: Optional[int]
+
+
+class Broadcaster:
+    """Queues a broadcast's encoded objects to each of its readers, from any thread."""
+
+    __slots__ = ("_encode_2014", "_limit")
+
+    def __init__(
+        self, max_outbox_bytes: int, encode_2014: Callable[[Response], List[bytes]]
+    ) -> None:
+        self._limit = max_outbox_bytes
+        self._encode_2014 = encode_2014
+
+    def queue(
+        self,
+        members: Sequence[Session],
+        frames: List[bytes],
+        responses: Sequence[Response],
+        exclude: Optional[Session],
+        here: Optional[int],
+    ) -> int:
+        """Queue `frames` (the objects of `responses`, in order) to every open member but
+        `exclude`; returns how many got them. A reader on the calling thread's loop (`here`)
+        is queued to at once: the streaming fast path (one append of the objects joined),
+        else Connection.send; a reader on another loop gets a post() to its loop."""
+        blob = frames[0] if len(frames) == 1 else b"".join(frames)
+        size = len(blob)
+        limit = self._limit
+        web: Optional[List[bytes]] = None  # each object in its WebSocket frame, once
+        web_blob = b""
+        old: Optional[List[bytes]] = None  # the 2014 edition's objects, once
+        delivered = 0
+        for session in members:
+            if session is exclude:
+                continue
+            target = session.transport
+            if target is None or target.closed:
+                continue
+            delivered += 1
+            local = target.loop.thread_id == here
+            payload = frames
+            if target.plain:
+                outbox = target.outbox
+                if local and not outbox.interval and outbox.queued_bytes + size <= limit:
+                    outbox.frames.append(blob)
+                    outbox.queued_bytes += size
+                    target.loop.dirty.add(target)
+                    continue
+            elif target.edition2014 is not None:
+                if old is None:
+                    encode = self._encode_2014
+                    old = [obj for response in responses for obj in encode(response)]
+                framing = target.framing
+                payload = old if framing is None else [framing(obj) for obj in old]
+            elif target.framing is not None:
+                if web is None:
+                    web = [target.framing(frame) for frame in frames]
+                    web_blob = b"".join(web)
+                payload = web
+                outbox = target.outbox
+                if local and not outbox.interval and outbox.queued_bytes + len(web_blob) <= limit:
+                    outbox.frames.append(web_blob)
+                    outbox.queued_bytes += len(web_blob)
+                    target.loop.dirty.add(target)
+                    continue
+            if local:
+                target.send(payload)
+            else:
+                target.loop.post(functools.partial(target.send, payload))
+        return delivered
 
 
 class PendingFanout:
     """Room broadcasts of this pass, grouped, waiting to be queued to their readers."""
 
-    __slots__ = ("_encode_2014", "_limit", "_loop", "groups")
+    __slots__ = ("_broadcaster", "_loop", "groups")
 
-    def __init__(
-        self,
-        loop: Counted,
-        max_outbox_bytes: int,
-        encode_2014: Callable[[Response], List[bytes]],
-    ) -> None:
+    def __init__(self, loop: Counted, broadcaster: Broadcaster) -> None:
         self._loop = loop
-        self._limit = max_outbox_bytes
-        self._encode_2014 = encode_2014
+        self._broadcaster = broadcaster
         self.groups: List[_Group] = []
 
     def add(self, members: Sequence[Session], frame: bytes, response: Response) -> None:
@@ -65,53 +132,13 @@ class PendingFanout:
 
     def settle(self) -> None:
         """Queue every held broadcast to its readers, in order."""
+        loop = self._loop
         while self.groups:  # queuing cannot add groups; bounded by what is held now
             groups, self.groups = self.groups, []
             for group in groups:
-                self._queue(group)
-
-    def _queue(self, group: _Group) -> None:
-        frames = group.frames
-        blob = frames[0] if len(frames) == 1 else b"".join(frames)
-        size = len(blob)
-        limit = self._limit
-        web: Optional[List[bytes]] = None  # each object in its WebSocket frame, once
-        web_blob = b""
-        old: Optional[List[bytes]] = None  # the 2014 edition's objects, once
-        delivered = 0
-        for session in group.members:
-            target = session.transport
-            if target is None or target.closed:
-                continue
-            delivered += 1
-            outbox = target.outbox
-            if target.plain:
-                if not outbox.interval and outbox.queued_bytes + size <= limit:
-                    outbox.frames.append(blob)
-                    outbox.queued_bytes += size
-                    target.loop.dirty.add(target)
-                else:
-                    target.send(frames)
-                continue
-            framing = target.framing
-            if target.edition2014 is not None:
-                if old is None:
-                    encode = self._encode_2014
-                    old = [obj for response in group.responses for obj in encode(response)]
-                target.send(old if framing is None else [framing(obj) for obj in old])
-                continue
-            if framing is None:  # not plain, not 2014, not framed: nothing else exists
-                target.send(frames)
-                continue
-            if web is None:
-                web = [framing(frame) for frame in frames]
-                web_blob = b"".join(web)
-            if not outbox.interval and outbox.queued_bytes + len(web_blob) <= limit:
-                outbox.frames.append(web_blob)
-                outbox.queued_bytes += len(web_blob)
-                target.loop.dirty.add(target)
-            else:
-                target.send(web)
-        counts = self._loop.counts
-        if counts is not None:
-            counts.deliveries += delivered * len(frames)
+                delivered = self._broadcaster.queue(
+                    group.members, group.frames, group.responses, None, loop.thread_id
+                )
+                counts = loop.counts
+                if counts is not None:
+                    counts.deliveries += delivered * len(group.frames)

@@ -27,9 +27,8 @@ from typing import Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 from ktnchat.logs import log_fields
 from ktnchat.metrics import Counters, Registry
-from ktnchat.protocol import Response
 from ktnchat.server.connection import READ, Connection, ServerRole
-from ktnchat.server.fanout import PendingFanout
+from ktnchat.server.fanout import Broadcaster, PendingFanout
 
 log = logging.getLogger("ktnchat.server")
 
@@ -43,7 +42,7 @@ class LoopHost(ServerRole, Protocol):
 
     metrics: Optional[Registry]
 
-    def encode_broadcast_2014(self, response: Response) -> List[bytes]: ...
+    broadcaster: Broadcaster
 
     def connection_closed(self, conn: Connection, reason: str) -> None: ...
 
@@ -59,9 +58,7 @@ class IOLoop:
         self.selector = selectors.DefaultSelector()
         self.connections: Set[Connection] = set()
         self.dirty: Set[Connection] = set()
-        self.fanout = PendingFanout(
-            self, server.config.max_outbox_bytes, server.encode_broadcast_2014
-        )
+        self.fanout = PendingFanout(self, server.broadcaster)
         self._to_close: Dict[Connection, str] = {}
         self._timers: List[Tuple[float, int, Connection]] = []
         self._timer_seq = itertools.count()

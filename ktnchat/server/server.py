@@ -47,6 +47,7 @@ from ktnchat.protocol import (
 from ktnchat.protocol.edition2014 import broadcast_object
 from ktnchat.server.config import ServerConfig
 from ktnchat.server.connection import Connection
+from ktnchat.server.fanout import Broadcaster
 from ktnchat.server.heap import HeapTrimmer
 from ktnchat.server.ioloop import ConnectionFactory, IOLoop
 from ktnchat.server.worker import StorageWorker
@@ -95,6 +96,8 @@ class ChatServer:
 
                 service.storage = TimedStorage(service.storage, self.metrics)
         self._scrape: Optional[Callable[[], bytes]] = None  # built on the first scrape
+        # Queues a broadcast to its readers, for deliver() and for the loops' held fan-out.
+        self.broadcaster = Broadcaster(self.config.max_outbox_bytes, self.encode_broadcast_2014)
         self.loops = [IOLoop(self, index) for index in range(max(1, self.config.io_threads))]
         # Requests that may block (a slow store, Redis) or burn CPU (password hashing) run
         # here: one thread for one process (one writer keeps each room's order); in a
@@ -491,9 +494,7 @@ class ChatServer:
         if self._stopping:
             return
         here = threading.get_ident()
-        limit = self.config.max_outbox_bytes
         metrics = self.metrics
-        counts = None  # this thread's metrics, looked up for the first direct delivery
         loops = self.loops
         # One loop, and this is its thread: whole-room broadcasts wait in its fanout.
         held = loops[0].fanout if len(loops) == 1 and loops[0].thread_id == here else None
@@ -504,79 +505,19 @@ class ChatServer:
                 self._tell(broadcast)
                 continue
             frames = self.encode(broadcast.response)
-            single = frames[0] if len(frames) == 1 else None
-            if held is not None:
-                recipients = broadcast.recipients
-                if recipients is None:
-                    recipients = self.service.presence.members(broadcast.room)
-                if (
-                    single is not None
-                    and broadcast.exclude is None
-                    and type(recipients) is Members
-                ):
-                    held.add(recipients, single, broadcast.response)
-                    continue
-                held.settle()  # queued below, directly: what was held goes first
-            if metrics is not None and counts is None:
-                counts = metrics.counters()
-            size = len(single) if single is not None else 0
-            frames_2014: Optional[List[bytes]] = None  # encoded on first 2014 recipient
-            frames_web: Optional[List[bytes]] = None
             recipients = broadcast.recipients
             if recipients is None:
                 recipients = self.service.presence.members(broadcast.room)
-            exclude = broadcast.exclude
-            skipped = 0  # counted off the fast path: deliveries = recipients - skipped
-            for session in recipients:
-                if session is exclude:
-                    skipped += 1
+            if held is not None:
+                if len(frames) == 1 and broadcast.exclude is None and type(recipients) is Members:
+                    held.add(recipients, frames[0], broadcast.response)
                     continue
-                target = session.transport
-                if target is None or target.closed:
-                    skipped += 1
-                    continue
-                if single is not None and target.plain and target.loop.thread_id == here:
-                    outbox = target.outbox
-                    if not outbox.interval and outbox.queued_bytes + size <= limit:
-                        # The fan-out hot path: Connection.send for a streaming outbox with
-                        # room to spare, inlined (one object, this thread's loop).
-                        outbox.frames.append(single)
-                        outbox.queued_bytes += size
-                        target.loop.dirty.add(target)
-                        continue
-                elif (
-                    single is not None
-                    and target.framing is not None
-                    and target.edition2014 is None
-                    and target.loop.thread_id == here
-                ):
-                    # The same for a WebSocket reader: its frame, built once per broadcast.
-                    if frames_web is None:
-                        frames_web = [target.framing(single)]
-                    web = frames_web[0]
-                    outbox = target.outbox
-                    if not outbox.interval and outbox.queued_bytes + len(web) <= limit:
-                        outbox.frames.append(web)
-                        outbox.queued_bytes += len(web)
-                        target.loop.dirty.add(target)
-                        continue
-                payload = frames
-                if target.edition2014 is not None:
-                    if frames_2014 is None:
-                        frames_2014 = self.encode_broadcast_2014(broadcast.response)
-                    payload = frames_2014
-                    if target.framing is not None:  # 2014 objects over a WebSocket
-                        payload = [target.framing(frame) for frame in payload]
-                elif target.framing is not None:
-                    if frames_web is None:  # framed once for every WebSocket recipient
-                        frames_web = [target.framing(frame) for frame in frames]
-                    payload = frames_web
-                if target.loop.thread_id == here:
-                    target.send(payload)
-                else:
-                    target.loop.post(functools.partial(target.send, payload))
-            if counts is not None:
-                counts.deliveries += len(recipients) - skipped
+                held.settle()  # queued below, directly: what was held goes first
+            delivered = self.broadcaster.queue(
+                recipients, frames, (broadcast.response,), broadcast.exclude, here
+            )
+            if metrics is not None:
+                metrics.counters().deliveries += delivered
         cluster = self.service.cluster
         if cluster is not None and publish:
             self._publish(cluster, outcome)
