@@ -1,6 +1,8 @@
-# One I/O loop's room broadcasts of the current pass, held until the pass writes.
+# Queuing a broadcast to its readers (Broadcaster), and one I/O loop's room broadcasts of
+# the current pass, held until the pass writes (PendingFanout).
 #
-# Rules (loop thread only, like the connections it queues to):
+# Rules (PendingFanout: its loop's thread only; Broadcaster.queue: any thread, touching
+# only the connections of the calling thread's loop and posting to the others):
 # - A broadcast to a whole room's member snapshot (presence.Members, one object per
 #   membership) is added here instead of being queued to each reader at once. Adjacent
 #   broadcasts to the same snapshot object form one group: the same sessions, in the
@@ -14,7 +16,8 @@
 #   broadcast with, handles a reader: the streaming fast path (one append), else
 #   Connection.send of the objects (paced, 2014-edition, WebSocket, or over its outbox
 #   cap), so pacing, framing and the overflow drop are the same on both paths.
-# - Used only while the server has one I/O loop: every reader is then on this loop.
+# - Broadcasts are held only while the server has one I/O loop: every reader is then on
+#   this loop.
 from __future__ import annotations
 
 import functools

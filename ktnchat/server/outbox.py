@@ -10,9 +10,9 @@
 #   parse it; a naive client is back on one object per segment once the flood is over).
 #   Only stream() (the client's own `stream on`) switches pacing off for good.
 # - `queued_bytes` counts everything not yet written, for the overflow and pause limits.
-# - `frames` is public for one caller: ChatServer.deliver's fan-out hot path appends to a
-#   streaming outbox directly (exactly what push() does when not paced), saving a call
-#   per delivery.
+# - `frames` is public for one caller: the fan-out's hot path (Broadcaster.queue in
+#   ktnchat/server/fanout.py) appends to a streaming outbox directly (exactly what push()
+#   does when not paced), saving a call per delivery.
 from __future__ import annotations
 
 from typing import List, Optional
