@@ -15,14 +15,16 @@
 #   and follows the wanted set of rooms. Each confirmed subscription to a room channel is
 #   reported (on_room_subscribed), so the server catches that room up from the store:
 #   pub/sub keeps nothing for an absent subscriber, the store keeps every message.
-# - Publishing never waits on Redis: publish_many() queues the events and returns; one
-#   publisher thread sends everything queued so far as one pipeline on a connection of its
-#   own (so a burst costs one round trip, not one per message), in the order queued;
-#   consecutive events for one channel go as one `batch` event (events.py). The
-#   queue is bounded (PUBLISH_QUEUE_LIMIT events); what cannot be sent (Redis down, queue
-#   full) is counted and reported to the caller's `on_lost`, so the rooms concerned are
-#   announced once Redis is back — the store keeps every message, so nothing is lost to
-#   readers, only delayed.
+# - Publishing never waits on Redis: publish_many() queues the events and returns. The
+#   queue is sent in order, as one pipeline, by whichever thread comes first: the storage
+#   thread that queued a burst (when it runs out of jobs; wake=False), or the publisher
+#   thread (woken for everyone else's events). Sending does not wait for the replies
+#   (ktnchat/cluster/publisher.py): they are read later, confirming the oldest first.
+#   Consecutive events for one channel go as one `batch` event (events.py). The queue is
+#   bounded (PUBLISH_QUEUE_LIMIT events); what cannot be sent or is not confirmed (Redis
+#   down, queue full, the connection lost before Redis answered) is counted and reported
+#   to the caller's `on_lost`, so the rooms concerned are announced once Redis is back —
+#   the store keeps every message, so nothing is lost to readers, only delayed.
 # - Every event names its worker first ('{"w":"<id>",...'), so the bus thread drops its
 #   own events (which it hears on the room channels it follows) without decoding them.
 # - Every call has a short timeout. After a failure, calls fail fast for a backoff period
@@ -41,6 +43,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple
 
 from ktnchat.cluster import events
+from ktnchat.cluster.publisher import Command, Publisher, PublishFailed
 from ktnchat.metrics import Registry
 
 log = logging.getLogger("ktnchat.cluster")
@@ -50,8 +53,12 @@ HEARTBEAT_TTL = 5  # seconds a worker's names survive it
 BUS_POLL_SECONDS = 0.02  # the bus thread's longest wait before following a room change
 PUBLISH_QUEUE_LIMIT = 10_000  # events waiting for the publisher; past it they are lost
 PUBLISH_BATCH_LIMIT = 500  # most events in one pipeline
+PUBLISH_TIMEOUT = 0.5  # most a send waits for room in the socket buffer
+CONFIRM_POLL_SECONDS = 0.05  # how often the publisher reads replies while any are due
+STRAY_POLL_SECONDS = 0.25  # the publisher also sends what a wake=False caller left queued
 
 OnLost = Callable[[List[Dict[str, Any]]], None]
+Sent = Tuple[List[Dict[str, Any]], Optional[OnLost]]  # a queued batch and its on_lost
 
 _CLAIM = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -129,11 +136,15 @@ class ClusterLink:
         self.metrics: Optional[Registry] = None  # publish latency and losses, metrics on
         self._own_prefix = events.dumps({"w": self.worker})[:-1] + ","
         self._own_marker = self._own_prefix.encode("utf-8")
-        self._outgoing: Deque[Tuple[List[Dict[str, Any]], Optional[OnLost]]] = deque()
+        self._outgoing: Deque[Sent] = deque()
         self._outgoing_count = 0
         self._outgoing_ready = threading.Condition(threading.Lock())
-        self._publishing = False  # the publisher holds a batch it has not sent yet
-        self._publisher: Any = None  # its own redis-py Connection, made on first use
+        self._publishing = False  # a sender holds a batch it has not sent yet
+        self._send_lock = threading.Lock()  # one sender at a time, in queue order
+        # Its own connection (not the pool's), made on first use.
+        self._publisher: Publisher[List[Sent]] = Publisher(
+            self.client.connection_pool.make_connection, PUBLISH_TIMEOUT
+        )
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -169,8 +180,10 @@ class ClusterLink:
             log.info("cluster: could not clean up on leaving: %s", exc)
         for thread in self._threads:
             thread.join(5)
-        if self._publisher is not None:
-            self._publisher.disconnect()
+        with self._send_lock:
+            for lost in self._publisher.close():
+                for batch, on_lost in lost:
+                    self._lost(batch, on_lost)
         self.client.close()
 
     def _safe_url(self) -> str:
@@ -347,11 +360,15 @@ class ClusterLink:
         """Send `event` to the workers it concerns (queued; see publish_many)."""
         self.publish_many([event], on_lost)
 
-    def publish_many(self, batch: List[Dict[str, Any]], on_lost: Optional[OnLost] = None) -> None:
-        """Queue events for the publisher thread, which sends them in order, each on its
-        channel. If they cannot be sent (Redis down, or too many waiting), they are counted
-        for the recovery log and `on_lost(batch)` is called (on the publisher thread, or
-        here when refused at once)."""
+    def publish_many(
+        self, batch: List[Dict[str, Any]], on_lost: Optional[OnLost] = None, wake: bool = True
+    ) -> None:
+        """Queue events to be sent in order, each on its channel. They are sent by the
+        publisher thread, or (wake=False) by the caller's own next send_queued(): a
+        storage thread queues what each job publishes and sends it all when it runs out
+        of jobs. Never waits on Redis. If they cannot be sent or are not confirmed (Redis
+        down, or too many waiting), they are counted for the recovery log and
+        `on_lost(batch)` is called (on whichever thread found out)."""
         if not batch:
             return
         refused = False
@@ -361,20 +378,59 @@ class ClusterLink:
             else:
                 self._outgoing.append((batch, on_lost))
                 self._outgoing_count += len(batch)
-                self._outgoing_ready.notify()
+                if wake:
+                    self._outgoing_ready.notify_all()
         if refused:
             self._lost(batch, on_lost)
 
+    def send_queued(self) -> None:
+        """Send everything queued so far (on the calling thread; never waits for replies,
+        waits for socket room at most the call timeout)."""
+        if not self._outgoing and not self._publisher.unconfirmed:
+            return
+        with self._send_lock:
+            while True:
+                with self._outgoing_ready:
+                    taken: List[Sent] = []
+                    count = 0
+                    while self._outgoing and count < PUBLISH_BATCH_LIMIT:
+                        entry = self._outgoing.popleft()
+                        taken.append(entry)
+                        count += len(entry[0])
+                    self._outgoing_count -= count
+                    self._publishing = bool(taken)
+                try:
+                    if taken:
+                        self._send(taken)
+                    else:
+                        self._confirm()
+                except Exception:  # a bug: log it; the events are lost as if Redis were down
+                    log.exception("cluster: publishing failed")
+                    for batch, on_lost in taken:
+                        self._lost(batch, on_lost)
+                    for lost in self._publisher.close():
+                        for lost_batch, lost_handler in lost:
+                            self._lost(lost_batch, lost_handler)
+                with self._outgoing_ready:
+                    self._publishing = False
+                    more = bool(self._outgoing)
+                    self._outgoing_ready.notify_all()
+                if not taken or not more:
+                    return
+
     def flush(self, timeout: float) -> bool:
-        """Wait (bounded) until everything queued so far has been sent or given up."""
+        """Wait (bounded) until everything queued so far has been confirmed by Redis or
+        given up."""
         deadline = time.monotonic() + timeout
-        with self._outgoing_ready:
-            while self._outgoing or self._publishing:
+        while True:
+            self.send_queued()
+            with self._outgoing_ready:
+                if not self._outgoing and not self._publishing and not self._publisher.unconfirmed:
+                    return True
                 left = deadline - time.monotonic()
                 if left <= 0 or not any(t.is_alive() for t in self._threads):
                     return False
-                self._outgoing_ready.wait(min(left, 0.05))
-        return True
+                self._outgoing_ready.wait(min(left, 0.01))
 
     def _lost(self, batch: List[Dict[str, Any]], on_lost: Optional[OnLost]) -> None:
         with self._lock:
@@ -388,41 +444,58 @@ class ClusterLink:
                 log.exception("cluster: handling lost publishes failed")
 
     def _publish(self) -> None:
-        """The publisher thread: send what is queued, a pipeline at a time."""
+        """The publisher thread: send what others queue (wake=True), and read Redis's
+        replies while any are due, so a failure is noticed without a next publish."""
         while True:
             with self._outgoing_ready:
-                while not self._outgoing and not self._stop.is_set():
-                    self._outgoing_ready.wait()
-                if not self._outgoing:
+                if not self._outgoing and not self._stop.is_set():
+                    due = self._publisher.unconfirmed
+                    self._outgoing_ready.wait(CONFIRM_POLL_SECONDS if due else STRAY_POLL_SECONDS)
+                if self._stop.is_set() and not self._outgoing:
                     return  # stopping, and nothing is left
-                taken: List[Tuple[List[Dict[str, Any]], Optional[OnLost]]] = []
-                count = 0
-                while self._outgoing and count < PUBLISH_BATCH_LIMIT:
-                    entry = self._outgoing.popleft()
-                    taken.append(entry)
-                    count += len(entry[0])
-                self._outgoing_count -= count
-                self._publishing = True
-            start = time.perf_counter()
-            try:
-                events_taken = [e for batch, _ in taken for e in batch]
-                self.call(functools.partial(self._send, events_taken))
-                if self.metrics is not None:
-                    self.metrics.counters().bus_publish.observe(time.perf_counter() - start)
-            except ClusterUnavailable:
-                for batch, on_lost in taken:
-                    self._lost(batch, on_lost)
-            except Exception:  # a bug: log it; the events are lost as if Redis were down
-                log.exception("cluster: publishing failed")
-                for batch, on_lost in taken:
-                    self._lost(batch, on_lost)
-            finally:
-                with self._outgoing_ready:
-                    self._publishing = False
-                    self._outgoing_ready.notify_all()
+            self.send_queued()
 
-    def _send(self, batch: List[Dict[str, Any]]) -> None:
-        """One pipeline of PUBLISH commands on the publisher's own connection."""
+    def _confirm(self) -> None:
+        """Read the replies Redis has sent (caller holds the send lock)."""
+        try:
+            confirmed = self._publisher.confirm()
+        except PublishFailed as failed:
+            self._publish_failed(failed)
+            return
+        self._observe(confirmed)
+
+    def _send(self, taken: List[Sent]) -> None:
+        """One pipeline of PUBLISH commands on the publisher's own connection (caller
+        holds the send lock)."""
+        events_taken = [e for batch, _ in taken for e in batch]
+        try:
+            commands = self.call(functools.partial(self._commands, events_taken))
+            if not commands:
+                return
+            confirmed = self.call(functools.partial(self._publisher.send, commands, taken))
+        except ClusterUnavailable:
+            for batch, on_lost in taken:
+                self._lost(batch, on_lost)
+            return
+        except PublishFailed as failed:
+            self._publish_failed(failed)
+            return
+        self._observe(confirmed)
+
+    def _publish_failed(self, failed: PublishFailed) -> None:
+        self._failed(failed)
+        for lost in failed.lost:
+            for batch, on_lost in lost:
+                self._lost(batch, on_lost)
+
+    def _observe(self, confirmed: List[Tuple[List[Sent], float]]) -> None:
+        if confirmed and self.metrics is not None:
+            histogram = self.metrics.counters().bus_publish
+            for _, seconds in confirmed:
+                histogram.observe(seconds)
+
+    def _commands(self, batch: List[Dict[str, Any]]) -> List[Command]:
+        """The PUBLISH commands for `batch`: consecutive events for one channel as one."""
         holders = self._holders(batch)
         runs: List[Tuple[str, List[Dict[str, Any]]]] = []  # consecutive events per channel
         for event in batch:
@@ -435,26 +508,15 @@ class ClusterLink:
                 runs[-1][1].append(body)
             else:
                 runs.append((channel, [body]))
-        if not runs:
-            return
         prefix = self._own_prefix
-        commands = []
+        commands: List[Command] = []
         for channel, bodies in runs:  # a run of several goes as one batch event
             if len(bodies) == 1:
                 data = prefix + events.dumps(bodies[0])[1:]
             else:
                 data = prefix + '"t":"batch","e":' + events.dumps(bodies) + "}"
             commands.append(("PUBLISH", channel, data))
-        conn = self._publisher
-        if conn is None:
-            conn = self._publisher = self.client.connection_pool.make_connection()
-        try:
-            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            for _ in commands:
-                conn.read_response()
-        except BaseException:
-            conn.disconnect()  # reconnects on the next batch
-            raise
+        return commands
 
     def _heartbeat(self) -> None:
         key = self._alive_prefix + self.worker

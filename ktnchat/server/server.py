@@ -108,7 +108,12 @@ class ChatServer:
         if not threads:
             overlap = service.cluster is not None and service.storage.SCHEME != "sqlite"
             threads = 2 if overlap else 1
-        self.worker = StorageWorker(threads=threads)
+        # In a cluster a worker thread sends what its jobs published when it runs out of
+        # jobs: one pipeline for a burst, written on the thread that stored the messages.
+        cluster = service.cluster
+        self.worker = StorageWorker(
+            threads=threads, on_idle=cluster.send_queued if cluster is not None else None
+        )
         self.order: Optional[RoomOrder] = None  # the room sequencers, in a cluster
         # Cluster joins in progress: session id -> live messages held until the joiner's
         # history is queued (history first, then what came after its floor).
@@ -597,8 +602,9 @@ class ChatServer:
                     else:
                         rest.append(broadcast)
                 outcome.broadcasts = rest
+        # Sent by this worker thread when it runs out of jobs (StorageWorker.on_idle).
         if order is None or not sequenced:
-            cluster.publish_many(batch)
+            cluster.publish_many(batch, wake=False)
             return
         stored = [(b.room, b.seq[0]) for b in sequenced if b.seq is not None]
 
@@ -606,7 +612,7 @@ class ChatServer:
             for room, message_id in stored:
                 order.unannounced(room, message_id)
 
-        cluster.publish_many(batch, lost)
+        cluster.publish_many(batch, lost, wake=False)
 
     def _emit_room(self, room: str, response: Response) -> None:
         """A sequencer released a message (under the room's lock): to the room's local

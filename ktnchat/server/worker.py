@@ -14,6 +14,10 @@
 # - A connection has at most one request here at a time (see Connection.busy), so the
 #   queues hold at most one job per connection: they are bounded by the connection cap.
 # - A handler that raises (a bug) is logged; the worker goes on.
+# - on_idle (if set) runs on each thread whenever its queue runs dry after a job, and at
+#   least every IDLE_EVERY jobs under a steady load: work that is cheaper done once for
+#   many jobs (a cluster sends what they published as one pipeline) and must not wait
+#   for long.
 from __future__ import annotations
 
 import logging
@@ -25,12 +29,20 @@ log = logging.getLogger("ktnchat.server")
 
 Job = Callable[[], None]
 
+IDLE_EVERY = 32  # most jobs between two on_idle calls
+
 
 class StorageWorker:
     """`threads` threads running jobs, each shard's in submission order."""
 
-    def __init__(self, name: str = "ktnchat-storage", threads: int = 1) -> None:
+    def __init__(
+        self,
+        name: str = "ktnchat-storage",
+        threads: int = 1,
+        on_idle: Optional[Callable[[], None]] = None,
+    ) -> None:
         count = max(1, threads)
+        self.on_idle = on_idle
         self._queues: List[queue.Queue[Optional[Job]]] = [queue.Queue() for _ in range(count)]
         self._threads = [
             threading.Thread(
@@ -65,12 +77,25 @@ class StorageWorker:
             if thread.is_alive():
                 thread.join(timeout)
 
-    @staticmethod
-    def _run(jobs: queue.Queue[Optional[Job]]) -> None:
+    def _run(self, jobs: queue.Queue[Optional[Job]]) -> None:
+        since_idle = 0
         while True:
+            on_idle = self.on_idle
+            if on_idle is not None and since_idle and (since_idle >= IDLE_EVERY or jobs.empty()):
+                since_idle = 0
+                try:
+                    on_idle()
+                except Exception:  # a bug: the jobs go on
+                    log.exception("storage worker's idle work failed")
             job = jobs.get()
             if job is None:
+                if on_idle is not None:
+                    try:
+                        on_idle()  # what the last jobs left
+                    except Exception:
+                        log.exception("storage worker's idle work failed")
                 return
+            since_idle += 1
             try:
                 job()
             except Exception:  # a bug in a handler: keep serving everyone else

@@ -1,7 +1,8 @@
 # The bus link itself, between two ClusterLink objects on a real Redis: publishing is
-# queued and sent by one thread in order; a run of events for one channel crosses as one
-# batch and arrives as the events it carried; a worker never handles its own events; what
-# cannot be sent is reported to on_lost. Every wait is bounded.
+# queued and sent in order (by the publisher thread, or by the queueing thread itself);
+# a run of events for one channel crosses as one batch and arrives as the events it
+# carried; a worker never handles its own events; what cannot be sent, or was written but
+# never answered, is reported to on_lost. Every wait is bounded.
 from __future__ import annotations
 
 import threading
@@ -89,9 +90,7 @@ def test_events_for_different_channels_keep_their_order(links: Any) -> None:
     assert b.worker == "b"
 
 
-def test_what_cannot_be_sent_is_reported_lost(
-    links: Any, redis_server: RedisServer
-) -> None:
+def test_what_cannot_be_sent_is_reported_lost(links: Any, redis_server: RedisServer) -> None:
     a, _, _, _ = links
     redis_server.stop()
     lost: List[List[Dict[str, Any]]] = []
@@ -99,3 +98,34 @@ def test_what_cannot_be_sent_is_reported_lost(
     a.publish_many(batch, lost.append)
     wait_until(lambda: len(lost) == 1, 10.0)
     assert [e["id"] for e in lost[0]] == [7, 8]
+
+
+def test_a_worker_thread_sends_its_own_burst_and_redis_confirms_it(links: Any) -> None:
+    a, _, _, heard_b = links
+    a.publish_many([room_event(n) for n in range(1, 11)], wake=False)
+    a.publish_many([room_event(n) for n in range(11, 21)], wake=False)
+    a.send_queued()  # as a storage thread does when it runs out of jobs
+    wait_until(lambda: len(heard_b.taken()) >= 20, 10.0)
+    assert [e["id"] for e in heard_b.taken()] == list(range(1, 21))
+    assert a.flush(10.0)  # confirmed by Redis
+
+
+def test_events_written_but_never_answered_are_reported_lost(
+    links: Any, redis_server: RedisServer
+) -> None:
+    import os
+    import signal
+
+    a, _, _, _ = links
+    a.publish_many([room_event(0)])  # the publisher's connection is made
+    assert a.flush(10.0)
+    lost: List[List[Dict[str, Any]]] = []
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)  # takes nothing in, answers nothing
+    try:
+        a.publish_many([room_event(1), room_event(2)], lost.append, wake=False)
+        a.send_queued()  # written to the socket: Redis has not answered
+        assert lost == []
+    finally:
+        redis_server.stop()  # SIGKILL ends a stopped process too
+    wait_until(lambda: len(lost) == 1, 10.0)  # the publisher sees the connection end
+    assert [e["id"] for e in lost[0]] == [1, 2]

@@ -101,3 +101,52 @@ def test_many_clients_through_the_worker_all_get_everything(server_factory) -> N
     finally:
         for peer in peers:
             peer.close()
+
+
+# -- the worker's idle work (what a cluster uses to send a burst's publishes at once) ----
+
+
+def run_gated(jobs: int, on_idle_raises: bool = False) -> list:
+    """`jobs` jobs queued behind a gate, then let through; returns what ran, in order."""
+    from ktnchat.server.worker import StorageWorker
+
+    ran: list = []
+    gate = threading.Event()
+
+    def idle() -> None:
+        ran.append("idle")
+        if on_idle_raises:
+            raise RuntimeError("a bug in the idle work")
+
+    worker = StorageWorker(on_idle=idle)
+    worker.start()
+    try:
+        worker.submit(lambda: ran.append("gate") if gate.wait(10) else None)
+        for index in range(jobs):
+            worker.submit(lambda index=index: ran.append(index))
+        gate.set()
+        wait_until(lambda: ran.count("idle") >= 1 and jobs - 1 in ran, 5)
+        wait_until(lambda: ran[-1] == "idle", 5)
+    finally:
+        worker.stop()
+    return ran
+
+
+def test_idle_work_runs_once_a_burst_is_done_not_after_every_job() -> None:
+    ran = run_gated(5)
+    assert ran[:7] == ["gate", 0, 1, 2, 3, 4, "idle"]
+
+
+def test_under_a_steady_load_idle_work_runs_every_32_jobs() -> None:
+    from ktnchat.server.worker import IDLE_EVERY
+
+    ran = run_gated(100)
+    jobs_before = [len([x for x in ran[:i] if x != "idle"]) for i in range(len(ran))]
+    idle_after = [jobs_before[i] for i, x in enumerate(ran) if x == "idle"]
+    assert idle_after[:4] == [IDLE_EVERY, 2 * IDLE_EVERY, 3 * IDLE_EVERY, 101]
+    assert [x for x in ran if x != "idle"] == ["gate", *range(100)]
+
+
+def test_idle_work_that_raises_does_not_stop_the_jobs() -> None:
+    ran = run_gated(3, on_idle_raises=True)
+    assert [x for x in ran if x != "idle"] == ["gate", 0, 1, 2]
