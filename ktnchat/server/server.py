@@ -47,7 +47,7 @@ from ktnchat.protocol import (
 from ktnchat.protocol.edition2014 import broadcast_object
 from ktnchat.server.config import ServerConfig
 from ktnchat.server.connection import Connection
-from ktnchat.server.fanout import Broadcaster
+from ktnchat.server.fanout import Broadcaster, PendingFanout
 from ktnchat.server.heap import HeapTrimmer
 from ktnchat.server.ioloop import ConnectionFactory, IOLoop
 from ktnchat.server.worker import StorageWorker
@@ -499,7 +499,6 @@ class ChatServer:
         if self._stopping:
             return
         here = threading.get_ident()
-        metrics = self.metrics
         loops = self.loops
         # One loop, and this is its thread: whole-room broadcasts wait in its fanout.
         held = loops[0].fanout if len(loops) == 1 and loops[0].thread_id == here else None
@@ -509,20 +508,10 @@ class ChatServer:
                 # that connection, on its own loop, as its replies are.
                 self._tell(broadcast)
                 continue
-            frames = self.encode(broadcast.response)
             recipients = broadcast.recipients
             if recipients is None:
                 recipients = self.service.presence.members(broadcast.room)
-            if held is not None:
-                if len(frames) == 1 and broadcast.exclude is None and type(recipients) is Members:
-                    held.add(recipients, frames[0], broadcast.response)
-                    continue
-                held.settle()  # queued below, directly: what was held goes first
-            delivered = self.broadcaster.queue(
-                recipients, frames, (broadcast.response,), broadcast.exclude, here
-            )
-            if metrics is not None:
-                metrics.counters().deliveries += delivered
+            self._fan_out(broadcast.response, recipients, broadcast.exclude, held, here)
         cluster = self.service.cluster
         if cluster is not None and publish:
             self._publish(cluster, outcome)
@@ -532,6 +521,34 @@ class ChatServer:
                 target.loop.post(functools.partial(self._disconnect, target, reason))
         if outcome.close and origin is not None:
             origin.close_after_flush(origin.last_request, "closed by the service")
+
+    def _fan_out(
+        self,
+        response: Response,
+        recipients: Sequence[Session],
+        exclude: Optional[Session],
+        held: Optional[PendingFanout],
+        here: int,
+    ) -> None:
+        """Queue one broadcast to its recipients (held, when `held` is this loop's fanout
+        and the broadcast goes to a whole room's snapshot)."""
+        frames = self.encode(response)
+        if held is not None:
+            if len(frames) == 1 and exclude is None and type(recipients) is Members:
+                held.add(recipients, frames[0], response)
+                return
+            held.settle()  # queued below, directly: what was held goes first
+        delivered = self.broadcaster.queue(recipients, frames, (response,), exclude, here)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.counters().deliveries += delivered
+
+    def _deliver_released(self, response: Response, members: Sequence[Session]) -> None:
+        """On the only loop's thread: a message a room's sequencer released (_emit_room)."""
+        if self._stopping:
+            return
+        loop = self.loops[0]
+        self._fan_out(response, members, None, loop.fanout, loop.thread_id or 0)
 
     def _tell(self, broadcast: Broadcast) -> None:
         """Deliver a per-connection response (a history) to each of its recipients."""
@@ -636,17 +653,20 @@ class ChatServer:
         if not members:
             return
         loops = self.loops
-        if len(loops) == 1:
-            groups: Dict[IOLoop, Sequence[Session]] = {loops[0]: members}
-        else:
-            split: Dict[IOLoop, List[Session]] = {}
-            for session in members:
-                target = session.transport
-                if target is not None:
-                    split.setdefault(target.loop, []).append(session)
-            groups = dict(split)
         here = threading.get_ident()
-        for loop, sessions in groups.items():
+        if len(loops) == 1:  # the common case, kept lean: one post, no Outcome
+            loop = loops[0]
+            if loop.thread_id == here:
+                self._deliver_released(response, members)
+            else:
+                loop.post(functools.partial(self._deliver_released, response, members))
+            return
+        split: Dict[IOLoop, List[Session]] = {}
+        for session in members:
+            target = session.transport
+            if target is not None:
+                split.setdefault(target.loop, []).append(session)
+        for loop, sessions in split.items():
             outcome = Outcome(broadcasts=[Broadcast(room, response, recipients=sessions)])
             if loop.thread_id == here:
                 self.deliver(None, outcome, publish=False)
