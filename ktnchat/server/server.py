@@ -13,7 +13,8 @@
 # - In a cluster (service.cluster set): stored room messages reach local users through
 #   the room's sequencer (RoomOrder) on the worker thread that stored them, before they
 #   are published; the bus thread feeds other workers' messages to the same sequencers.
-#   Everything else of an Outcome is published, then delivered by the origin's loop.
+#   Everything else of an Outcome is published, then delivered by the origin's loop. With
+#   one I/O loop, what a storage job released travels in that job's own post.
 #   Without a cluster none of this runs: deliver() is the whole path.
 # - shutdown() is idempotent and safe from any thread except the loops themselves.
 # - Metrics (config.metrics): each thread counts in its own plain integers
@@ -50,6 +51,7 @@ from ktnchat.server.connection import Connection
 from ktnchat.server.fanout import Broadcaster, PendingFanout
 from ktnchat.server.heap import HeapTrimmer
 from ktnchat.server.ioloop import ConnectionFactory, IOLoop
+from ktnchat.server.released import ReleasedQueue
 from ktnchat.server.worker import StorageWorker
 from ktnchat.service import Broadcast, ChatService, Outcome
 from ktnchat.service.presence import Members
@@ -119,6 +121,9 @@ class ChatServer:
         # history is queued (history first, then what came after its floor).
         self._gates: Dict[int, List[Response]] = {}
         self._gate_lock = threading.Lock()
+        # Released room messages for the only loop (a cluster with one I/O thread).
+        self.released = ReleasedQueue(self.loops[0].post, self._deliver_released)
+        self._finishing = threading.local()  # set while a storage job shares its outcomes
         self._listener: Optional[socket.socket] = None
         self._web_listener: Optional[socket.socket] = None
         self._make_web: Optional[ConnectionFactory] = None
@@ -635,9 +640,11 @@ class ChatServer:
         """A sequencer released a message (under the room's lock): to the room's local
         members now, except joiners whose history is not queued yet (held for them).
 
-        The members are taken now; the delivery is one piece of work per I/O loop (posted
-        under the room's lock, so every loop queues the room's messages in release order),
-        where the loop's own fan-out path encodes once and queues to each reader."""
+        The members are taken now. With one I/O loop the message joins the released
+        queue (ktnchat/server/released.py; added under the room's lock, so in release
+        order), drained by the storing job's own post or a wake; with several, it is one
+        post per loop (under the room's lock too). Either way the loop's own fan-out path
+        encodes once and queues to each reader."""
         members: Sequence[Session] = self.service.presence.members(room)
         gates = self._gates
         if gates:
@@ -654,12 +661,10 @@ class ChatServer:
             return
         loops = self.loops
         here = threading.get_ident()
-        if len(loops) == 1:  # the common case, kept lean: one post, no Outcome
-            loop = loops[0]
-            if loop.thread_id == here:
-                self._deliver_released(response, members)
-            else:
-                loop.post(functools.partial(self._deliver_released, response, members))
+        if len(loops) == 1:  # the common case, kept lean: queued in release order
+            self.released.add(response, members)
+            if not getattr(self._finishing, "active", False):
+                self.released.wake()  # else the storage job's own post drains it
             return
         split: Dict[IOLoop, List[Session]] = {}
         for session in members:
@@ -766,13 +771,20 @@ class ChatServer:
                     )
             cluster = service.cluster
             if cluster is not None:  # here, on the worker: I/O threads never wait on Redis
-                self._share(cluster, outcomes)
+                finishing = self._finishing
+                finishing.active = True
+                try:
+                    self._share(cluster, outcomes)
+                finally:
+                    finishing.active = False
             conn.loop.post(functools.partial(self._finish, conn, outcomes))
 
         self.worker.submit(job, session.id)
 
     def _finish(self, conn: Connection, outcomes: List[Outcome]) -> None:
         """On the connection's loop: deliver a worker's Outcomes and resume the connection."""
+        if len(self.loops) == 1:
+            self.released.drain()  # what its job released (and anyone's before)
         for outcome in outcomes:
             # A sender that vanished meanwhile: what was stored is still broadcast.
             # Already published to the cluster by the worker (see offload).
