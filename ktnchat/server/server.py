@@ -775,6 +775,8 @@ class ChatServer:
                 finishing.active = True
                 try:
                     self._share(cluster, outcomes)
+                except Exception:  # a bug: the sender still gets its answers, and resumes
+                    log.exception("%s: sharing with the cluster failed", conn.peer)
                 finally:
                     finishing.active = False
             conn.loop.post(functools.partial(self._finish, conn, outcomes))
