@@ -151,6 +151,9 @@ class ServiceCore:
 
     def room_lock(self, room: str) -> threading.Lock:
         room_key = key(room)
+        lock = self._room_locks.get(room_key)  # made once, never replaced: no lock to read
+        if lock is not None:
+            return lock
         with self.presence.lock:
             lock = self._room_locks.get(room_key)
             if lock is None:

@@ -40,6 +40,8 @@ class LiveRoom:
         return RoomRecord(self.name, self.owner, self.topic, self.created)
 
     def muted(self, name: str, now: float) -> bool:
+        if not self.mutes:
+            return False
         until = self.mutes.get(key(name))
         if until is None:
             return False

@@ -259,3 +259,14 @@ def test_every_response_is_valid_on_the_wire(service: ChatService) -> None:
     for request in [Request("names"), Request("help"), Request("history"), Request("x")]:
         replies += service.handle(alice, request).replies
     assert all(isinstance(r.timestamp, str) and r.sender == "server" for r in replies)
+
+
+def test_a_message_of_only_whitespace_is_refused_whatever_the_whitespace(service) -> None:
+    alice = logged_in(service, "alice")
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    assert " " in spaces and "\u3000" in spaces and "\x1c" in spaces  # Unicode's, not ASCII's
+    for space in spaces:
+        assert only_error(service.handle(alice, Request("msg", space * 3))).startswith("Empty")
+    assert only_error(service.handle(alice, Request("msg", ""))).startswith("Empty")
+    sent = service.handle(alice, Request("msg", " \u3000x "))
+    assert [b.response.content for b in sent.broadcasts] == [" \u3000x "]
