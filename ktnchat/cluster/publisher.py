@@ -20,16 +20,26 @@
 from __future__ import annotations
 
 import select
-import ssl
+import sys
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Deque, Generic, List, Optional, Sequence, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
 Command = Tuple[str, str, str]  # ("PUBLISH", channel, data)
 
-_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+def _would_block() -> Tuple[Type[BaseException], ...]:
+    """What a non-blocking socket raises for "not now": a TLS socket has two more. `ssl`
+    is not imported here (it costs a server ~1 MB of memory); a TLS connection means
+    redis-py imported it already."""
+    ssl = sys.modules.get("ssl")
+    if ssl is None:
+        return (BlockingIOError,)
+    return (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
 _READ_SIZE = 65536
 
 
@@ -49,6 +59,7 @@ class Publisher(Generic[T]):
         self.timeout = timeout
         self._conn: Any = None
         self._sock: Any = None
+        self._would_block: Tuple[Type[BaseException], ...] = (BlockingIOError,)
         self._partial = b""  # the start of a reply line not yet complete
         # (commands not yet answered, token, when sent), oldest first
         self._waiting: Deque[List[Any]] = deque()
@@ -100,7 +111,7 @@ class Publisher(Generic[T]):
                 chunks.append(chunk)
                 if len(chunk) < _READ_SIZE:
                     break
-        except _WOULD_BLOCK:
+        except self._would_block:
             pass
         except OSError as exc:
             raise self._failed(f"reading from Redis failed: {exc}") from exc
@@ -137,6 +148,7 @@ class Publisher(Generic[T]):
             raise PublishFailed("the Redis connection has no socket", [])
         sock.setblocking(False)
         self._conn, self._sock = conn, sock
+        self._would_block = _would_block()
 
     def _write(self, data: bytes) -> None:
         sock = self._sock
@@ -145,7 +157,7 @@ class Publisher(Generic[T]):
         while view:
             try:
                 sent = sock.send(view)
-            except _WOULD_BLOCK:
+            except self._would_block:
                 sent = 0
             if sent:
                 view = view[sent:]
