@@ -775,44 +775,66 @@ async def generate(workload: Workload, server: ServerProcess, options: Options) 
     result: Dict[str, Any] = {}
     port = server.web_port if server.web_port is not None else server.port
     try:
-        # Warm up (first-use imports and allocations), then weigh the server.
-        warm = await connect(run, port, -1)
-        warm.close()
-        await asyncio.sleep(0.2)
-        rss_before = server.rss_kib()
-        result["server_cpus"] = server.cpus_allowed()
-        if server.pinned_to is not None and result["server_cpus"] != str(server.pinned_to):
-            run.errors.append(f"the server is not pinned: CPUs {result['server_cpus']}")
-        if hasattr(os, "sched_getaffinity"):
-            result["generator_cpus"] = ",".join(map(str, sorted(os.sched_getaffinity(0))))
-        server_cpu = server.cpu_times()
-        generator_cpu = cpu_now()
-        started = time.perf_counter()
-        await connect_all(run, port)
-        connect_seconds = time.perf_counter() - started
-        result["connect_seconds"] = connect_seconds
-        result["connect_login_per_s"] = workload.clients / connect_seconds
-        result["connect_generator_cpu_pct"] = 100 * (cpu_now() - generator_cpu) / connect_seconds
-        server_cpu_after = server.cpu_times()
-        if server_cpu is not None and server_cpu_after is not None:
-            spent = sum(server_cpu_after) - sum(server_cpu)
-            result["connect_server_cpu_pct"] = 100 * spent / connect_seconds
-        if workload.shape == "idle":
-            await asyncio.sleep(0.5)
-        rss_after = server.rss_kib()
-        result["server_rss_before_kib"] = rss_before
-        result["server_rss_after_kib"] = rss_after
-        if rss_before is not None and rss_after is not None:
-            result["rss_per_connection_kib"] = (rss_after - rss_before) / workload.clients
-        if workload.shape == "idle":
-            return result
-        await measure_fanout(run, server, options, result)
+        result.update(
+            await connect_weighed(
+                run,
+                server,
+                lambda: connect(run, port, -1),
+                lambda: connect_all(run, port),
+                lambda: asyncio.sleep(0.5),
+            )
+        )
+        if workload.shape != "idle":
+            await measure_fanout(run, server, options, result)
         return result
     finally:
         run.closing = True
         for client in run.clients:
             client.close()
         result["errors"] = run.errors
+
+
+async def connect_weighed(
+    run: Run,
+    server: ServerProcess,
+    warm_up: Callable[[], Awaitable[Any]],
+    connect_everyone: Callable[[], Awaitable[None]],
+    settle_idle: Callable[[], Awaitable[Any]],
+) -> Dict[str, Any]:
+    """The start of every run (ours and bench_compare's line clients): warm the server up
+    (first-use imports and allocations) with one client that then leaves, weigh it,
+    connect every client (timed, with both sides' CPU), let an idle run settle, and
+    weigh it again. Returns those figures; pinning problems go to run.errors."""
+    result: Dict[str, Any] = {}
+    warm = await warm_up()
+    warm.close()
+    await asyncio.sleep(0.2)
+    rss_before = server.rss_kib()
+    result["server_cpus"] = server.cpus_allowed()
+    if server.pinned_to is not None and result["server_cpus"] != str(server.pinned_to):
+        run.errors.append(f"the server is not pinned: CPUs {result['server_cpus']}")
+    if hasattr(os, "sched_getaffinity"):
+        result["generator_cpus"] = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    server_cpu = server.cpu_times()
+    generator_cpu = cpu_now()
+    started = time.perf_counter()
+    await connect_everyone()
+    connect_seconds = time.perf_counter() - started
+    result["connect_seconds"] = connect_seconds
+    result["connect_login_per_s"] = run.workload.clients / connect_seconds
+    result["connect_generator_cpu_pct"] = 100 * (cpu_now() - generator_cpu) / connect_seconds
+    server_cpu_after = server.cpu_times()
+    if server_cpu is not None and server_cpu_after is not None:
+        spent = sum(server_cpu_after) - sum(server_cpu)
+        result["connect_server_cpu_pct"] = 100 * spent / connect_seconds
+    if run.workload.shape == "idle":
+        await settle_idle()
+    rss_after = server.rss_kib()
+    result["server_rss_before_kib"] = rss_before
+    result["server_rss_after_kib"] = rss_after
+    if rss_before is not None and rss_after is not None:
+        result["rss_per_connection_kib"] = (rss_after - rss_before) / run.workload.clients
+    return result
 
 
 class CpuSource(Protocol):

@@ -68,7 +68,7 @@ from ktnchat.bench import (
     Workload,
     can_pin,
     connect_pool,
-    cpu_now,
+    connect_weighed,
     event_loop_name,
     free_port,
     measure_fanout,
@@ -455,37 +455,24 @@ async def generate_lines(
     weigh it again (idle) or measure the fan-out with bench.measure_fanout."""
     run = Run(workload)
     result: Dict[str, Any] = {}
+
+    async def settle_idle() -> None:
+        # IRC tells every member of a channel about every JOIN: wait until all of it is
+        # read (a sync line after the last JOIN), so that idle means idle.
+        run.clients[0].write_lines([request("msg", f"sync|{os.getpid()}")])
+        await asyncio.wait_for(asyncio.gather(*(c.synced for c in run.clients)), SYNC_TIMEOUT)
+        await asyncio.sleep(0.5)
+
     try:
-        warm = await connect_line(run, server.port, -1, dialect)
-        warm.close()
-        await asyncio.sleep(0.2)
-        rss_before = server.rss_kib()
-        result["server_cpus"] = server.cpus_allowed()
-        if server.pinned_to is not None and result["server_cpus"] != str(server.pinned_to):
-            run.errors.append(f"the server is not pinned: CPUs {result['server_cpus']}")
-        server_cpu = server.cpu_times()
-        generator_cpu = cpu_now()
-        started = time.perf_counter()
-        await connect_all_lines(run, server.port, dialect)
-        connect_seconds = time.perf_counter() - started
-        result["connect_seconds"] = connect_seconds
-        result["connect_login_per_s"] = workload.clients / connect_seconds
-        result["connect_generator_cpu_pct"] = 100 * (cpu_now() - generator_cpu) / connect_seconds
-        server_cpu_after = server.cpu_times()
-        if server_cpu is not None and server_cpu_after is not None:
-            spent = sum(server_cpu_after) - sum(server_cpu)
-            result["connect_server_cpu_pct"] = 100 * spent / connect_seconds
-        if workload.shape == "idle":
-            # IRC tells every member of a channel about every JOIN: wait until all of it
-            # is read (a sync line after the last JOIN), so that idle means idle.
-            run.clients[0].write_lines([request("msg", f"sync|{os.getpid()}")])
-            await asyncio.wait_for(asyncio.gather(*(c.synced for c in run.clients)), SYNC_TIMEOUT)
-            await asyncio.sleep(0.5)
-        rss_after = server.rss_kib()
-        result["server_rss_before_kib"] = rss_before
-        result["server_rss_after_kib"] = rss_after
-        if rss_before is not None and rss_after is not None:
-            result["rss_per_connection_kib"] = (rss_after - rss_before) / workload.clients
+        result.update(
+            await connect_weighed(
+                run,
+                server,
+                lambda: connect_line(run, server.port, -1, dialect),
+                lambda: connect_all_lines(run, server.port, dialect),
+                settle_idle,
+            )
+        )
         if workload.shape != "idle":
             await measure_fanout(run, server, options, result)
         return result
