@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 from ktnchat.protocol.framing import FrameSplitter
 
@@ -33,6 +33,50 @@ def wait_on(
     with cond:
         if not cond.wait_for(predicate, timeout=WAIT):
             raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
+
+
+def accepted(
+    listener: socket.socket, stop: threading.Event, deadline: float
+) -> Iterator[socket.socket]:
+    """The test servers' accept loop: connections as they come (the listener times out
+    every 50 ms), until `stop` is set or the deadline passes; each with a 50 ms timeout
+    and TCP_NODELAY."""
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            conn, _ = listener.accept()
+        except socket.timeout:
+            continue
+        conn.settimeout(0.05)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        yield conn
+
+
+def frames_received(
+    conn: socket.socket,
+    stop: threading.Event,
+    deadline: float,
+    on_eof: Optional[Callable[[], None]] = None,
+) -> Iterator[bytes]:
+    """The test servers' read loop: each whole JSON object (raw bytes) `conn` sends, until
+    `stop`, the deadline, an error or the client's close (`on_eof` is then called)."""
+    splitter = FrameSplitter()
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            data = conn.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        if not data:
+            if on_eof is not None:
+                on_eof()
+            return
+        splitter.feed(data)
+        for _ in range(len(data)):  # at most one frame per byte received
+            frame = splitter.next_frame()
+            if frame is None:
+                break
+            yield frame.data
 
 
 class Close:
@@ -99,14 +143,8 @@ class FakeServer:
 
     def _run(self) -> None:
         deadline = time.monotonic() + SERVE_SECONDS
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
+        for conn in accepted(self._listener, self._stop, deadline):
             with conn:
-                conn.settimeout(0.05)
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 with self.cond:
                     self.connections += 1
                     self._conn = conn
@@ -115,37 +153,25 @@ class FakeServer:
                 with self.cond:
                     self._conn = None
 
+    def _closed_by_client(self) -> None:
+        with self.cond:
+            self.closed_by_client += 1
+            self.cond.notify_all()
+
     def _serve(self, conn: socket.socket, deadline: float) -> None:
-        splitter = FrameSplitter()
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                data = conn.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not data:
-                with self.cond:
-                    self.closed_by_client += 1
-                    self.cond.notify_all()
-                return
-            splitter.feed(data)
-            for _ in range(len(data)):  # at most one frame per byte received
-                frame = splitter.next_frame()
-                if frame is None:
-                    break
-                with self.cond:
-                    self.frames.append(frame.data)
-                    self.cond.notify_all()
-                for action in self.script.get(json.loads(frame.data).get("request"), ()):
-                    if isinstance(action, Close):
-                        conn.close()
-                        return
-                    parts = action.parts if isinstance(action, Chunks) else (action,)
-                    for part in parts:
-                        conn.sendall(part)
-                        if isinstance(action, Chunks):
-                            self._stop.wait(0.02)
+        for frame in frames_received(conn, self._stop, deadline, self._closed_by_client):
+            with self.cond:
+                self.frames.append(frame)
+                self.cond.notify_all()
+            for action in self.script.get(json.loads(frame).get("request"), ()):
+                if isinstance(action, Close):
+                    conn.close()
+                    return
+                parts = action.parts if isinstance(action, Chunks) else (action,)
+                for part in parts:
+                    conn.sendall(part)
+                    if isinstance(action, Chunks):
+                        self._stop.wait(0.02)
 
 
 class ClientProcess:

@@ -18,8 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ktnchat.protocol.framing import FrameSplitter
-from tests.client.harness import WAIT, wait_on
+from tests.client.harness import WAIT, accepted, frames_received, wait_on
 
 SERVE_SECONDS = 60.0
 STAMP = "2014-03-24 12:00:00"  # every message is said at this time
@@ -115,13 +114,7 @@ class OldServer:
 
     def _accept(self) -> None:
         deadline = time.monotonic() + SERVE_SECONDS
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            conn.settimeout(0.05)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for conn in accepted(self._listener, self._stop, deadline):
             with self.cond:
                 self.connections += 1
                 self._socks.append(conn)
@@ -130,28 +123,14 @@ class OldServer:
             self._start(self._serve, conn, number, deadline)
 
     def _serve(self, conn: socket.socket, number: int, deadline: float) -> None:
-        splitter = FrameSplitter()
         try:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                try:
-                    data = conn.recv(65536)
-                except socket.timeout:
-                    continue
-                except OSError:
+            for frame in frames_received(conn, self._stop, deadline):
+                request = json.loads(frame)
+                with self.cond:
+                    self.frames.append((number, request))
+                    self.cond.notify_all()
+                if not self._handle(conn, request):
                     return
-                if not data:
-                    return
-                splitter.feed(data)
-                for _ in range(len(data)):  # at most one frame per byte received
-                    frame = splitter.next_frame()
-                    if frame is None:
-                        break
-                    request = json.loads(frame.data)
-                    with self.cond:
-                        self.frames.append((number, request))
-                        self.cond.notify_all()
-                    if not self._handle(conn, request):
-                        return
         finally:
             with self.cond:
                 self._users.pop(conn, None)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Tuple
 
-from tests.client.harness import WAIT, wait_on
+from tests.client.harness import WAIT, accepted, wait_on
 
 SERVE_SECONDS = 60.0
 
@@ -52,12 +52,7 @@ class Relay:
 
     def _accept(self) -> None:
         deadline = time.monotonic() + SERVE_SECONDS
-        client: Optional[socket.socket] = None
-        while client is None and not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                client, _ = self._listener.accept()
-            except socket.timeout:
-                continue
+        client = next(accepted(self._listener, self._stop, deadline), None)  # one client
         if client is None:
             return
         server = socket.create_connection(self.upstream, timeout=WAIT)
