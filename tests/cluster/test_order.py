@@ -82,13 +82,17 @@ def stop_all(workers: List[Tuple[ServerProcess, Address]]) -> None:
         worker.kill()
 
 
-@pytest.mark.parametrize("threads", ["1", "3"])
+@pytest.mark.parametrize(("threads", "io_threads"), [("1", "1"), ("3", "1"), ("1", "2")])
 def test_readers_on_both_workers_see_every_message_once_in_one_order(
-    redis_server, cluster_db: Path, threads: str
+    redis_server, cluster_db: Path, threads: str, io_threads: str
 ) -> None:
     # One worker thread is the default on SQLite; with three, each worker's senders are
     # handled on different threads at once and only the room sequencers keep the order.
-    workers = start_two(redis_server.url, cluster_db, "--worker-threads", threads)
+    # With two I/O threads a release goes to each loop as a post of its own (with one,
+    # through the released queue: ktnchat/server/released.py).
+    workers = start_two(
+        redis_server.url, cluster_db, "--worker-threads", threads, "--io-threads", io_threads
+    )
     (_, a), (_, b) = workers
     try:
         peers = {
