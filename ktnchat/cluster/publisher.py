@@ -83,7 +83,11 @@ class Publisher(Generic[T]):
             failed.lost.append(token)
             raise
         if self._sock is None:
-            self._connect()
+            try:
+                self._connect()
+            except PublishFailed as failed:
+                failed.lost.append(token)
+                raise
         conn = self._conn
         data = b"".join(conn.pack_commands(commands))
         self._waiting.append([len(commands), token, time.monotonic()])
