@@ -529,7 +529,10 @@ class ClusterLink:
     def _subscribe(self) -> None:
         backoff = 0.2
         while not self._stop.is_set():
-            pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+            # Any: redis-py's typing of PubSub changes between releases (8.1: pubsub()
+            # untyped; 8.2: unsubscribe() untyped); this file must check against both.
+            client: Any = self.client
+            pubsub: Any = client.pubsub()
             with self._heard:
                 self._rooms_heard.clear()
             try:
