@@ -181,9 +181,7 @@ class ClusterLink:
         for thread in self._threads:
             thread.join(5)
         with self._send_lock:
-            for lost in self._publisher.close():
-                for batch, on_lost in lost:
-                    self._lost(batch, on_lost)
+            self._lose_pipelines(self._publisher.close())
         self.client.close()
 
     def _safe_url(self) -> str:
@@ -406,11 +404,7 @@ class ClusterLink:
                         self._confirm()
                 except Exception:  # a bug: log it; the events are lost as if Redis were down
                     log.exception("cluster: publishing failed")
-                    for batch, on_lost in taken:
-                        self._lost(batch, on_lost)
-                    for lost in self._publisher.close():
-                        for lost_batch, lost_handler in lost:
-                            self._lost(lost_batch, lost_handler)
+                    self._lose_pipelines([taken, *self._publisher.close()])
                 with self._outgoing_ready:
                     self._publishing = False
                     more = bool(self._outgoing)
@@ -474,8 +468,7 @@ class ClusterLink:
                 return
             confirmed = self.call(functools.partial(self._publisher.send, commands, taken))
         except ClusterUnavailable:
-            for batch, on_lost in taken:
-                self._lost(batch, on_lost)
+            self._lose_pipelines([taken])
             return
         except PublishFailed as failed:
             self._publish_failed(failed)
@@ -484,8 +477,12 @@ class ClusterLink:
 
     def _publish_failed(self, failed: PublishFailed) -> None:
         self._failed(failed)
-        for lost in failed.lost:
-            for batch, on_lost in lost:
+        self._lose_pipelines(failed.lost)
+
+    def _lose_pipelines(self, pipelines: Iterable[List[Sent]]) -> None:
+        """Every queued batch of these pipelines (taken or sent, never confirmed) is lost."""
+        for pipeline in pipelines:
+            for batch, on_lost in pipeline:
                 self._lost(batch, on_lost)
 
     def _observe(self, confirmed: List[Tuple[List[Sent], float]]) -> None:

@@ -79,15 +79,11 @@ class Publisher(Generic[T]):
         """
         try:
             confirmed = self.confirm()
-        except PublishFailed as failed:  # found dead before writing: this one is lost too
+            if self._sock is None:
+                self._connect()
+        except PublishFailed as failed:  # dead or unusable before writing: lost too
             failed.lost.append(token)
             raise
-        if self._sock is None:
-            try:
-                self._connect()
-            except PublishFailed as failed:
-                failed.lost.append(token)
-                raise
         conn = self._conn
         data = b"".join(conn.pack_commands(commands))
         self._waiting.append([len(commands), token, time.monotonic()])
@@ -123,9 +119,10 @@ class Publisher(Generic[T]):
             return []
         lines = (self._partial + b"".join(chunks)).split(b"\r\n")
         self._partial = lines.pop()
-        if any(line[:1] == b"-" for line in lines):
-            error = next(line for line in lines if line[:1] == b"-")[1:200]
-            raise self._failed(f"Redis refused a PUBLISH: {error.decode('utf-8', 'replace')}")
+        error = next((line for line in lines if line[:1] == b"-"), None)
+        if error is not None:
+            text = error[1:200].decode("utf-8", "replace")
+            raise self._failed(f"Redis refused a PUBLISH: {text}")
         return self._answered(len(lines))
 
     def close(self) -> List[T]:

@@ -77,23 +77,23 @@ class StorageWorker:
             if thread.is_alive():
                 thread.join(timeout)
 
+    def _idle(self) -> None:
+        on_idle = self.on_idle
+        if on_idle is not None:
+            try:
+                on_idle()
+            except Exception:  # a bug: the jobs go on
+                log.exception("storage worker's idle work failed")
+
     def _run(self, jobs: queue.Queue[Optional[Job]]) -> None:
         since_idle = 0
         while True:
-            on_idle = self.on_idle
-            if on_idle is not None and since_idle and (since_idle >= IDLE_EVERY or jobs.empty()):
+            if since_idle and (since_idle >= IDLE_EVERY or jobs.empty()):
                 since_idle = 0
-                try:
-                    on_idle()
-                except Exception:  # a bug: the jobs go on
-                    log.exception("storage worker's idle work failed")
+                self._idle()
             job = jobs.get()
             if job is None:
-                if on_idle is not None:
-                    try:
-                        on_idle()  # what the last jobs left
-                    except Exception:
-                        log.exception("storage worker's idle work failed")
+                self._idle()  # what the last jobs left
                 return
             since_idle += 1
             try:

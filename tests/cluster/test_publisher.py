@@ -28,6 +28,14 @@ def publisher(client: Any) -> Publisher[str]:
     return Publisher(client.connection_pool.make_connection, timeout=0.5)
 
 
+def warmed_up(client: Any) -> Publisher[str]:
+    """A publisher whose connection is made and whose first pipeline Redis answered."""
+    pub = publisher(client)
+    pub.send(publishes("ch", 0, 1), "warm")
+    assert [token for token, _ in confirm_all(pub)] == ["warm"]
+    return pub
+
+
 def publishes(channel: str, first: int, count: int) -> List[Command]:
     return [("PUBLISH", channel, f"m{n}") for n in range(first, first + count)]
 
@@ -70,9 +78,7 @@ def test_pipelines_are_confirmed_in_order_and_heard_in_order(client: Any) -> Non
 def test_a_redis_that_dies_hands_back_what_it_had_not_confirmed(
     client: Any, redis_server: RedisServer
 ) -> None:
-    pub = publisher(client)
-    pub.send(publishes("ch", 0, 3), "answered")
-    confirm_all(pub)
+    pub = warmed_up(client)
     redis_server.stop()
     sent = []
     with pytest.raises(PublishFailed) as failed:
@@ -109,9 +115,7 @@ def test_an_error_reply_fails_the_connection_and_loses_the_unconfirmed(client: A
 def test_a_redis_that_stops_reading_fails_the_send_within_its_timeout(
     client: Any, redis_server: RedisServer
 ) -> None:
-    pub = publisher(client)
-    pub.send(publishes("ch", 0, 1), "warm")
-    confirm_all(pub)
+    pub = warmed_up(client)
     os.kill(redis_server.proc.pid, signal.SIGSTOP)
     try:
         big: List[Command] = [("PUBLISH", "ch", "x" * 1_000_000)]
