@@ -208,24 +208,30 @@ class RequestDecoder:
             return None
         events: List[RequestEvent] = []
         max_depth = self._splitter.max_depth
+        # Nesting could exceed the depth cap only with that many brackets, and a string
+        # could hold a lone surrogate only with a backslash: asked of each object only
+        # when the whole chunk has them.
+        deep = data.count(b"{") + data.count(b"[") > max_depth
+        escapes = b"\\" in data
         scan = _json_decoder.raw_decode
         skip = _SEPARATORS.match
+        event = self._event_from_value
         end = len(text)
         pos = 0
         for _ in range(end):  # at most one object per character
-            pos = skip(text, pos).end()  # type: ignore[union-attr]  # [...]* always matches
-            if pos >= end:
-                return events
-            if text[pos] != "{":
-                return None
+            if not text.startswith("{", pos):  # objects sent back to back need no skip
+                pos = skip(text, pos).end()  # type: ignore[union-attr]  # [...]* matches
+                if pos >= end:
+                    return events
+                if text[pos] != "{":
+                    return None
             try:
                 value, stop = scan(text, pos)
             except (ValueError, RecursionError):
                 return None
-            # Nesting could exceed the depth cap only with that many brackets.
-            if text.count("{", pos, stop) + text.count("[", pos, stop) > max_depth:
+            if deep and text.count("{", pos, stop) + text.count("[", pos, stop) > max_depth:
                 return None
-            events.append(self._event_from_value(value, text.find("\\", pos, stop) >= 0))
+            events.append(event(value, escapes and text.find("\\", pos, stop) >= 0))
             pos = stop
         return None
 

@@ -44,12 +44,12 @@ class BacklogEncoding(enum.Enum):
 def is_2014_request(value: Dict[str, Any]) -> bool:
     """True for the shapes only the 2014 edition uses (no "content", a "username" or
     "message" key, or the request words "message", "users", "listUsers")."""
+    if "content" in value:  # asked first: every 2017 request has it
+        return False
     word = value.get("request")
     if not isinstance(word, str):
         return False
     word = word.strip().lower()
-    if "content" in value:
-        return False
     return "username" in value or "message" in value or word in ("message", *NAMES_WORDS)
 
 

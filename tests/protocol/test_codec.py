@@ -107,6 +107,36 @@ def test_all_cases_concatenated_byte_at_a_time() -> None:
     assert normalise(feed_all(chunks, RequestDecoder())) == expected
 
 
+# Whole objects back to back in one chunk, as clients pipeline them (the decoder's fast
+# path, which asks the depth and escape questions of the whole chunk first).
+PLAIN = b'{"request":"msg","content":"plain"}'
+ESCAPED = b'{"request":"msg","content":"lone \\ud800 and \\"quotes\\""}'
+DEEP = b'{"request":"msg","content":' + b"[" * 40 + b"]" * 40 + b"}"
+WIDE = b'{"request":"msg","content":[' + b",".join([b"[1]"] * 40) + b"]}"
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        [PLAIN, PLAIN, PLAIN],
+        [PLAIN, ESCAPED, PLAIN],
+        [ESCAPED, PLAIN, ESCAPED],
+        [PLAIN, DEEP, PLAIN],
+        [PLAIN, WIDE, ESCAPED, PLAIN],
+        [WIDE, WIDE],
+        [PLAIN, b"\n", ESCAPED, b"\r\n", PLAIN, b"\n"],
+    ],
+)
+def test_a_pipelined_chunk_reads_as_its_objects_one_by_one(objects: List[bytes]) -> None:
+    chunk = b"".join(objects)
+    one_by_one = feed_all([chunk[i : i + 1] for i in range(len(chunk))], RequestDecoder())
+    assert feed_all([chunk], RequestDecoder()) == one_by_one
+    requests = [event for event in one_by_one if isinstance(event, Request)]
+    texts = [event.content for event in requests if isinstance(event.content, str)]
+    assert all("\ud800" not in text for text in texts)
+    assert len(one_by_one) == sum(1 for obj in objects if obj.startswith(b"{"))
+
+
 def test_rejections_say_what_was_wrong() -> None:
     events = feed_all([b'[1] {"request": 5} {"x" 1}'], RequestDecoder())
     messages = [e.message for e in events]
