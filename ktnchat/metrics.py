@@ -189,8 +189,9 @@ class Registry:
 
     def counters(self) -> Counters:
         """This thread's Counters (created on first use)."""
-        mine: Optional[Counters] = getattr(self._local, "counters", None)
-        if mine is None:
+        try:
+            return self._local.counters  # type: ignore[no-any-return]
+        except AttributeError:  # this thread's first count
             mine = Counters()
             self._local.counters = mine
             with self._lock:

@@ -101,3 +101,18 @@ def test_what_it_cannot_do_it_refuses() -> None:
 
     with pytest.raises(TypeError):
         quick_init(NotInInit)
+
+
+def test_a_message_made_by_the_shortcut_is_the_checked_message() -> None:
+    made = Response.message("hi", "bob", "t", {"id": 3})
+    checked_one = Response("message", "hi", "bob", "t", {"id": 3})
+    assert made == checked_one and vars(made) == vars(checked_one)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.content = "changed"  # type: ignore[misc]
+    for content, timestamp in [(None, "t"), (42, "t"), ("hi", 1.5)]:
+        with pytest.raises(LocalProtocolError):
+            Response.message(content, "bob", timestamp, {})  # type: ignore[arg-type]
+        with pytest.raises(LocalProtocolError):
+            Response("message", content, "bob", timestamp)
+    with pytest.raises(LocalProtocolError):
+        Response.message("hi", "bob", "t", {"sender": "mallory"})

@@ -111,6 +111,25 @@ class Response:
         if self.extra and not ENVELOPE_KEYS.isdisjoint(self.extra):
             raise LocalProtocolError("extra keys may not shadow the envelope")
 
+    @classmethod
+    def message(
+        cls, content: str, sender: str, timestamp: str, extra: Mapping[str, Any]
+    ) -> Response:
+        """A `message` response, as Response(MESSAGE, ...) makes it, with only the checks
+        that a message can fail (the service makes one per chat message)."""
+        if type(content) is not str or type(timestamp) is not str:
+            raise LocalProtocolError("message content and timestamp must be strings")
+        if extra and not ENVELOPE_KEYS.isdisjoint(extra):
+            raise LocalProtocolError("extra keys may not shadow the envelope")
+        response = object.__new__(cls)
+        fields = response.__dict__
+        fields["kind"] = MESSAGE
+        fields["content"] = content
+        fields["sender"] = sender
+        fields["timestamp"] = timestamp
+        fields["extra"] = extra
+        return response
+
     @property
     def messages(self) -> Tuple[Response, ...]:
         """The messages of a history response (empty for other kinds)."""

@@ -43,6 +43,7 @@ from ktnchat.protocol import (
     Response,
     encode_history_as_messages,
     encode_json,
+    encode_response,
     encode_response_frames,
 )
 from ktnchat.protocol.edition2014 import broadcast_object
@@ -537,7 +538,10 @@ class ChatServer:
     ) -> None:
         """Queue one broadcast to its recipients (held, when `held` is this loop's fanout
         and the broadcast goes to a whole room's snapshot)."""
-        frames = self.encode(response)
+        if response.kind != HISTORY:  # one object (only a history is ever split)
+            frames = [encode_response(response, self.config.history_encoding)]
+        else:
+            frames = self.encode(response)
         if held is not None:
             if len(frames) == 1 and exclude is None and type(recipients) is Members:
                 held.add(recipients, frames[0], response)

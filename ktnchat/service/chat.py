@@ -261,9 +261,10 @@ class ChatCommands(ServiceCore):
         text = self.message_text(request.content)
         room = self.current_room(session)
         assert session.username is not None
-        if room.muted(session.username, self.clock()):
+        if room.mutes and room.muted(session.username, self.clock()):
             raise ChatError(f"You are muted in {room.name}; message not sent")
-        self.check_may_send(session)
+        if self.flood_mutes or session.flood is not None:  # else nothing to check
+            self.check_may_send(session)
         with self.room_lock(room.name):
             try:
                 stored = self.storage.append_message(
@@ -273,16 +274,12 @@ class ChatCommands(ServiceCore):
                 log.warning("message from %s not stored: %s", session.username, exc)
                 raise StorageUnavailable("message not sent") from exc
             members = self.presence.members(room.key)
-        outcome = Outcome()
-        outcome.broadcasts.append(
-            Broadcast(
-                room.key,
-                self.message_response(stored),
-                recipients=members,
-                seq=(stored.id, stored.prev),
-            )
+        # Broadcast(room, response, exclude, recipients, to_user, seq), by position: this
+        # is every chat message's path.
+        broadcast = Broadcast(
+            room.key, self.message_response(stored), None, members, None, (stored.id, stored.prev)
         )
-        return outcome
+        return Outcome(broadcasts=[broadcast])
 
     def cmd_sendto(self, session: Session, request: Request) -> Outcome:
         target_name, body = split_first(request.content)

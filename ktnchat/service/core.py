@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 from ktnchat.logs import log_fields
 from ktnchat.metrics import MODERATION_KINDS, Registry
-from ktnchat.protocol import ERROR, HISTORY, INFO, MESSAGE, Response
+from ktnchat.protocol import ERROR, HISTORY, INFO, Response
 from ktnchat.service.commands import ADMIN, MODERATOR, OWNER, USER
 from ktnchat.service.config import ServiceConfig
 from ktnchat.service.errors import ChatError, StorageUnavailable
@@ -114,12 +114,8 @@ class ServiceCore:
         return Response(INFO, text, self.config.server_name, self.timestamp(), extra)
 
     def message_response(self, message: StoredMessage) -> Response:
-        return Response(
-            MESSAGE,
-            message.text,
-            message.sender,
-            self.timestamp(message.created),
-            {"id": message.id},
+        return Response.message(
+            message.text, message.sender, self.timestamp(message.created), {"id": message.id}
         )
 
     def history_response(self, messages: List[StoredMessage]) -> Response:
@@ -179,6 +175,11 @@ class ServiceCore:
 
     def current_room(self, session: Session) -> LiveRoom:
         """The room the session is in (the default room if somehow none)."""
+        joined = session.room
+        if joined is not None:  # read without the lock: a room is stored whole, once
+            room = self.rooms.get(joined)
+            if room is not None:
+                return room
         with self.presence.lock:
             room = self.rooms.get(session.room or key(self.config.default_room))
         assert room is not None, "a session's room is always loaded"

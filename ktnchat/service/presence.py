@@ -89,6 +89,9 @@ class Presence:
 
     def members(self, room: str) -> Members:
         """A snapshot of the room's sessions (shared: never to be changed)."""
+        snapshot = self._snapshots.get(room)  # made whole under the lock, then stored
+        if snapshot is not None:
+            return snapshot
         with self.lock:
             snapshot = self._snapshots.get(room)
             if snapshot is None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ktnchat.protocol import ERROR, Request, Response
 from ktnchat.service.chat import split_first
-from ktnchat.service.commands import ALIASES, COMMANDS, RANK_NAMES, USER
+from ktnchat.service.commands import ALIASES, COMMANDS, RANK_NAMES, USER, Command
 from ktnchat.service.config import ServiceConfig
 from ktnchat.service.errors import ChatError, FloodRefused, NotLoggedIn, UnknownRequest
 from ktnchat.service.flood import FloodGuard
@@ -36,6 +36,14 @@ _OK = {word: (word, "ok") for word in COMMANDS}  # a handled request's word is a
 _ERROR = {word: (word, "error") for word in COMMANDS}
 
 
+def _always_inline(command: Command, store_inline_safe: bool) -> bool:
+    """Without a cluster: `command` runs on the I/O thread whatever its content (a login
+    may carry a password to hash, so it is asked of each login)."""
+    if command.cpu_heavy or command.word == "login":
+        return False
+    return not command.uses_storage or store_inline_safe
+
+
 class ChatService(RemoteEvents):
     """The chat's rules. Live state in memory; durable state through `storage`."""
 
@@ -50,6 +58,13 @@ class ChatService(RemoteEvents):
         self._handlers: Dict[str, Handler] = {
             word: getattr(self, f"cmd_{word}") for word in COMMANDS
         }
+        # The words (aliases too) that never leave the I/O thread when there is no
+        # cluster, whatever their content: needs_worker's answer for most requests.
+        self._inline_words = frozenset(
+            word
+            for word in (*COMMANDS, *ALIASES)
+            if _always_inline(COMMANDS[ALIASES.get(word, word)], storage.INLINE_SAFE)
+        )
 
     # -- the edge -------------------------------------------------------------------------
 
@@ -130,10 +145,13 @@ class ChatService(RemoteEvents):
     def needs_worker(self, request: Request) -> bool:
         """True if `request` must not run on an I/O thread: it may call a store that
         blocks, or it hashes a password."""
+        cluster = self.cluster
+        if cluster is None and request.word in self._inline_words:
+            return False
         command = COMMANDS.get(ALIASES.get(request.word, request.word))
         if command is None:
             return False  # answered with an error, here and in a cluster
-        if self.cluster is not None:
+        if cluster is not None:
             # Cluster state is on the network (Redis): never on an I/O thread, except for
             # the few requests that touch neither the store nor the cluster.
             return command.word not in CLUSTER_INLINE
