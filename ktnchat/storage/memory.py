@@ -42,7 +42,6 @@ class MemoryStorage(Storage):
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._messages: Dict[str, OrderedDict[int, StoredMessage]] = {}
-        self._room_of: Dict[int, str] = {}
         self._rooms: Dict[str, RoomRecord] = {}
         self._moderators: Dict[str, Set[str]] = {}
         self._bans: Dict[BanKey, Ban] = {}
@@ -78,11 +77,9 @@ class MemoryStorage(Storage):
             message_id = next(self._ids)
             message = StoredMessage(message_id, room, sender, text, created, prev)
             ring[message_id] = message
-            self._room_of[message_id] = room_key
             if len(ring) > self.max_messages:
                 while len(ring) > self.max_messages:
-                    dropped, _ = ring.popitem(last=False)
-                    del self._room_of[dropped]
+                    ring.popitem(last=False)
             return message
 
     def messages_after(
@@ -113,13 +110,21 @@ class MemoryStorage(Storage):
 
     def get_message(self, message_id: int) -> Optional[StoredMessage]:
         with self._lock:
-            room = self._room_of.get(message_id)
-            return None if room is None else self._messages[room][message_id]
+            ring = self._ring_holding(message_id)
+            return None if ring is None else ring[message_id]
 
     def delete_message(self, message_id: int) -> Optional[StoredMessage]:
         with self._lock:
-            room = self._room_of.pop(message_id, None)
-            return None if room is None else self._messages[room].pop(message_id)
+            ring = self._ring_holding(message_id)
+            return None if ring is None else ring.pop(message_id)
+
+    def _ring_holding(self, message_id: int) -> Optional[OrderedDict[int, StoredMessage]]:
+        """The room ring holding `message_id` (under the lock): a look in each room's ring,
+        so that appending, every message's path, keeps no index by id."""
+        for ring in self._messages.values():
+            if message_id in ring:
+                return ring
+        return None
 
     def delete_messages_by(self, sender: str, room: Optional[str] = None) -> List[int]:
         who = key(sender)
@@ -133,7 +138,6 @@ class MemoryStorage(Storage):
                 doomed = [m.id for m in ring.values() if key(m.sender) == who]
                 for message_id in doomed:
                     del ring[message_id]
-                    del self._room_of[message_id]
                 removed += doomed
         return sorted(removed)
 
@@ -151,7 +155,6 @@ class MemoryStorage(Storage):
                     doomed += survivors[: len(survivors) - keep_per_room]
                 for message_id in doomed:
                     del ring[message_id]
-                    del self._room_of[message_id]
                 removed += len(doomed)
         return removed
 
@@ -188,8 +191,7 @@ class MemoryStorage(Storage):
             self._moderators.pop(room_key, None)
             for ban_key in [k for k in self._bans if k[0] == room_key]:
                 del self._bans[ban_key]
-            for message_id in self._messages.pop(room_key, {}):
-                del self._room_of[message_id]
+            self._messages.pop(room_key, None)
             return True
 
     # -- moderators ------------------------------------------------------------------
