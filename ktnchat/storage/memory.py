@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Deque, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,7 +41,7 @@ class MemoryStorage(Storage):
         self.max_messages = max_messages
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._messages: Dict[str, OrderedDict[int, StoredMessage]] = {}
+        self._messages: Dict[str, Deque[StoredMessage]] = {}  # per room, oldest first
         self._rooms: Dict[str, RoomRecord] = {}
         self._moderators: Dict[str, Set[str]] = {}
         self._bans: Dict[BanKey, Ban] = {}
@@ -72,14 +72,10 @@ class MemoryStorage(Storage):
         with self._lock:
             ring = self._messages.get(room_key)
             if ring is None:
-                ring = self._messages[room_key] = OrderedDict()
-            prev = next(reversed(ring)) if ring else 0
-            message_id = next(self._ids)
-            message = StoredMessage(message_id, room, sender, text, created, prev)
-            ring[message_id] = message
-            if len(ring) > self.max_messages:
-                while len(ring) > self.max_messages:
-                    ring.popitem(last=False)
+                ring = self._messages[room_key] = deque(maxlen=self.max_messages)
+            prev = ring[-1].id if ring else 0
+            message = StoredMessage(next(self._ids), room, sender, text, created, prev)
+            ring.append(message)  # a full ring drops its oldest
             return message
 
     def messages_after(
@@ -87,7 +83,7 @@ class MemoryStorage(Storage):
     ) -> Tuple[List[StoredMessage], int]:
         with self._lock:
             ring = self._messages.get(key(room))
-            newer = [m for m in ring.values() if m.id > after_id] if ring else []
+            newer = [m for m in ring if m.id > after_id] if ring else []
         return (newer[-limit:] if limit > 0 else []), len(newer)
 
     def recent_messages(
@@ -99,7 +95,7 @@ class MemoryStorage(Storage):
         with self._lock:
             ring = self._messages.get(key(room))
             if ring:
-                for message in reversed(ring.values()):
+                for message in reversed(ring):
                     if before_id is not None and message.id >= before_id:
                         continue
                     picked.append(message)
@@ -110,20 +106,34 @@ class MemoryStorage(Storage):
 
     def get_message(self, message_id: int) -> Optional[StoredMessage]:
         with self._lock:
-            ring = self._ring_holding(message_id)
-            return None if ring is None else ring[message_id]
+            found = self._find(message_id)
+            return None if found is None else found[0][found[1]]
 
     def delete_message(self, message_id: int) -> Optional[StoredMessage]:
         with self._lock:
-            ring = self._ring_holding(message_id)
-            return None if ring is None else ring.pop(message_id)
+            found = self._find(message_id)
+            if found is None:
+                return None
+            ring, index = found
+            message = ring[index]
+            del ring[index]
+            return message
 
-    def _ring_holding(self, message_id: int) -> Optional[OrderedDict[int, StoredMessage]]:
-        """The room ring holding `message_id` (under the lock): a look in each room's ring,
-        so that appending, every message's path, keeps no index by id."""
+    def _find(self, message_id: int) -> Optional[Tuple[Deque[StoredMessage], int]]:
+        """The ring holding `message_id` and its place there (under the lock). A ring is in
+        id order (ids count up under the lock), so each ring is searched by halves."""
         for ring in self._messages.values():
-            if message_id in ring:
-                return ring
+            if not ring or not ring[0].id <= message_id <= ring[-1].id:
+                continue
+            low, high = 0, len(ring)
+            while low < high:
+                middle = (low + high) // 2
+                if ring[middle].id < message_id:
+                    low = middle + 1
+                else:
+                    high = middle
+            if low < len(ring) and ring[low].id == message_id:
+                return ring, low
         return None
 
     def delete_messages_by(self, sender: str, room: Optional[str] = None) -> List[int]:
@@ -135,9 +145,9 @@ class MemoryStorage(Storage):
                 ring = self._messages.get(name)
                 if not ring:
                     continue
-                doomed = [m.id for m in ring.values() if key(m.sender) == who]
-                for message_id in doomed:
-                    del ring[message_id]
+                doomed = {m.id for m in ring if key(m.sender) == who}
+                if doomed:
+                    _keep_only(ring, doomed)
                 removed += doomed
         return sorted(removed)
 
@@ -147,14 +157,14 @@ class MemoryStorage(Storage):
         removed = 0
         with self._lock:
             for ring in self._messages.values():
-                doomed = []
+                doomed: Set[int] = set()
                 if older_than is not None:
-                    doomed = [m.id for m in ring.values() if m.created < older_than]
+                    doomed = {m.id for m in ring if m.created < older_than}
                 if keep_per_room is not None and len(ring) - len(doomed) > keep_per_room:
-                    survivors = [i for i in ring if i not in set(doomed)]
-                    doomed += survivors[: len(survivors) - keep_per_room]
-                for message_id in doomed:
-                    del ring[message_id]
+                    survivors = [m.id for m in ring if m.id not in doomed]
+                    doomed.update(survivors[: len(survivors) - keep_per_room])
+                if doomed:
+                    _keep_only(ring, doomed)
                 removed += len(doomed)
         return removed
 
@@ -272,3 +282,10 @@ class MemoryStorage(Storage):
                     break
                 picked.append(entry)
         return picked
+
+
+def _keep_only(ring: Deque[StoredMessage], doomed: Set[int]) -> None:
+    """Drop the messages whose ids are in `doomed` from `ring`, keeping the order."""
+    kept = [message for message in ring if message.id not in doomed]
+    ring.clear()
+    ring.extend(kept)
