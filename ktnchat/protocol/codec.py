@@ -215,7 +215,6 @@ class RequestDecoder:
         escapes = b"\\" in data
         scan = _json_decoder.raw_decode
         skip = _SEPARATORS.match
-        event = self._event_from_value
         end = len(text)
         pos = 0
         for _ in range(end):  # at most one object per character
@@ -231,7 +230,11 @@ class RequestDecoder:
                 return None
             if deep and text.count("{", pos, stop) + text.count("[", pos, stop) > max_depth:
                 return None
-            events.append(event(value, escapes and text.find("\\", pos, stop) >= 0))
+            try:  # _event_from_value, written out: this is every request's path
+                escaped = escapes and text.find("\\", pos, stop) >= 0
+                events.append(request_from_value(value, escaped=escaped))
+            except RemoteProtocolError as exc:
+                events.append(Rejected(str(exc)))
             pos = stop
         return None
 

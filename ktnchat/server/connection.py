@@ -81,8 +81,6 @@ class ServerRole(Protocol):
 
     def encode_reply(self, conn: Connection, response: Response) -> List[bytes]: ...
 
-    def needs_worker(self, request: Request) -> bool: ...
-
     def offload(self, conn: Connection, requests: List[Request]) -> None: ...
 
     def deliver(self, origin: Optional[Connection], outcome: Outcome) -> None: ...
@@ -191,6 +189,8 @@ class Connection:
         """Handle the decoded requests, in order, until one has to wait for storage."""
         decoder = self.decoder
         server = self.server
+        service = server.service
+        session = self.session
         while not self.closed and self.closing_since is None and not self.busy:
             event = decoder.next_event()
             if event is None:
@@ -202,7 +202,7 @@ class Connection:
                     event.message,
                     extra=log_fields("bad_request", conn=self.session.id, peer=self.peer),
                 )
-                self.send(server.encode_reply(self, server.service.error(event.message)))
+                self.send(server.encode_reply(self, service.error(event.message)))
                 if event.fatal:
                     self.close_after_flush(now, event.message)
                 continue
@@ -219,7 +219,7 @@ class Connection:
                 self.edition2014.names_word = event.alias
             if event.stream is not None:  # {"request": …, "stream": "on"}: framing first
                 self.set_stream(event.stream)
-            if server.needs_worker(event):
+            if service.needs_worker(event):
                 # Hand the worker this request and the ones already decoded behind it:
                 # one thread hand-off for a whole pipelined burst, answered in order.
                 self.busy = True
@@ -227,10 +227,10 @@ class Connection:
                 self.update_interest(self.mask & WRITE != 0)
                 return
             try:
-                outcome = server.service.handle(self.session, event)
+                outcome = service.handle(session, event)
             except Exception:  # a bug: answer this client, keep serving everyone
                 log.exception("%s: request %r failed", self.peer, event.word)
-                outcome = Outcome().reply(server.service.error("Internal error; request not done"))
+                outcome = Outcome().reply(service.error("Internal error; request not done"))
             server.deliver(self, outcome)
 
     def resume(self, now: float) -> None:

@@ -755,10 +755,6 @@ class ChatServer:
             conn.send(self.encode_reply(conn, self.service.error(reason)))
             conn.close_after_flush(conn.last_request, reason)
 
-    def needs_worker(self, request: Request) -> bool:
-        """True if `request` may block (a slow store, password hashing): not on I/O threads."""
-        return self.service.needs_worker(request)
-
     def offload(self, conn: Connection, requests: List[Request]) -> None:
         """Handle `requests` (in order) on the storage worker, then deliver on conn's loop."""
         session, service = conn.session, self.service

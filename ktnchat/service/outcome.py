@@ -4,7 +4,7 @@
 # processes; `exclude` names a session that must not receive the broadcast.
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ktnchat.protocol import Response
@@ -29,19 +29,38 @@ class Broadcast:
     seq: Optional[Tuple[int, int]] = None
 
 
-@dataclass
+@dataclass(init=False)
 class Outcome:
     """The result of one request or session event."""
 
-    replies: List[Response] = field(default_factory=list)
-    broadcasts: List[Broadcast] = field(default_factory=list)
-    stream: Optional[bool] = None  # switch this connection's framing mode
-    close: bool = False  # close the connection after the replies
+    # Slots and a written-out __init__: one Outcome is made per request (chat messages too).
+    __slots__ = ("broadcasts", "close", "disconnect", "remote", "replies", "stream")
+
+    replies: List[Response]
+    broadcasts: List[Broadcast]
+    stream: Optional[bool]  # switch this connection's framing mode
+    close: bool  # close the connection after the replies
     # Other connections to close (banned users), each told why in a final `error`.
-    disconnect: List[Tuple[Session, str]] = field(default_factory=list)
+    disconnect: List[Tuple[Session, str]]
     # Events for the other workers of a cluster (ktnchat/cluster/events.py): actions on
     # users they hold and changes to the caches every worker keeps.
-    remote: List[Dict[str, Any]] = field(default_factory=list)
+    remote: List[Dict[str, Any]]
+
+    def __init__(
+        self,
+        replies: Optional[List[Response]] = None,
+        broadcasts: Optional[List[Broadcast]] = None,
+        stream: Optional[bool] = None,
+        close: bool = False,
+        disconnect: Optional[List[Tuple[Session, str]]] = None,
+        remote: Optional[List[Dict[str, Any]]] = None,
+    ) -> None:
+        self.replies = [] if replies is None else replies
+        self.broadcasts = [] if broadcasts is None else broadcasts
+        self.stream = stream
+        self.close = close
+        self.disconnect = [] if disconnect is None else disconnect
+        self.remote = [] if remote is None else remote
 
     def reply(self, response: Response) -> Outcome:
         self.replies.append(response)

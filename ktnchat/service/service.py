@@ -92,7 +92,7 @@ class ChatService(RemoteEvents):
                         f"Slow down: too many requests; try again in "
                         f"{max(verdict.retry_after, 0.1):.1f} s"
                     )
-            if command.needs_login and not session.logged_in:
+            if command.needs_login and session.username is None:  # not logged in
                 raise NotLoggedIn(word)
             if command.rank > USER and self.rank(session) < command.rank:
                 room = self.current_room(session)
