@@ -392,8 +392,8 @@ def _flat_json(response: Response) -> Optional[str]:
         kind = type(value)
         if kind is str:
             text = _quote(value)
-        elif kind is int:
-            text = int.__repr__(value)
+        elif kind is int:  # exactly int (not bool): str() is int's repr
+            text = str(value)
         elif value is None:
             text = "null"
         elif value is True:

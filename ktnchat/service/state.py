@@ -27,10 +27,11 @@ class LiveRoom:
     created: float
     moderators: Set[str] = field(default_factory=set)  # name keys
     mutes: Dict[str, float] = field(default_factory=dict)  # name key -> muted until
+    # The name's identity (storage.key), made once: every chat message asks for it.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return key(self.name)
+    def __post_init__(self) -> None:
+        self.key = key(self.name)
 
     @classmethod
     def from_record(cls, record: RoomRecord, moderators: Iterable[str]) -> LiveRoom:
